@@ -1,0 +1,41 @@
+"""Messages passed between the MQTT edge, the ingest workers and the services."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True, slots=True)
+class InboundMessage:
+    """One MQTT message from a device, as handed over by the network thread."""
+
+    topic: str
+    device_id: str
+    channel: str  # status | heartbeat | snapshot | event | ack
+    payload: bytes
+    qos: int
+    retain: bool
+    mid: int
+    received_at: float  # hub clock, Unix seconds
+    properties: dict[str, str] = field(default_factory=dict)  # MQTT 5 user properties
+
+
+@dataclass(frozen=True, slots=True)
+class Point:
+    """One time-series point (the InfluxDB data model)."""
+
+    measurement: str
+    tags: dict[str, str]
+    fields: dict[str, Any]  # bool | int | float | str
+    time: float  # Unix seconds
+
+
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    """A counted, logged refusal of input. `reason` is a short stable label for metrics."""
+
+    kind: str  # heartbeat | status | snapshot | event | ack | topic | api
+    reason: str
+    device_id: str | None = None
+    detail: str = ""

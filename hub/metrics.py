@@ -1,0 +1,59 @@
+"""Prometheus metrics of the hub: one place, stable names, a reason label on every rejection.
+
+The accounting invariant (issue 8): for every message kind
+  vh_messages_received_total == vh_messages_stored_total + vh_messages_rejected_total + vh_messages_spooled_total
+(`stored` counts messages whose points reached the time-series store, `spooled` those held in
+the on-disk spool; a replayed spool moves its count from spooled to stored.)
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+REGISTRY = CollectorRegistry(auto_describe=True)
+
+messages_received = Counter(
+    "vh_messages_received", "MQTT messages received from devices", ["kind"], registry=REGISTRY
+)
+messages_rejected = Counter(
+    "vh_messages_rejected", "Messages rejected whole, by reason", ["kind", "reason"], registry=REGISTRY
+)
+messages_stored = Counter(
+    "vh_messages_stored", "Messages whose points reached the time-series store", ["kind"], registry=REGISTRY
+)
+messages_spooled = Counter(
+    "vh_messages_spooled", "Messages currently accounted to the on-disk spool", ["kind"], registry=REGISTRY
+)
+messages_dropped = Counter(
+    "vh_messages_dropped", "QoS 0 messages dropped because the ingest queue was full", ["kind"], registry=REGISTRY
+)
+fields_rejected = Counter(
+    "vh_heartbeat_fields_rejected", "Heartbeat fields rejected alone", ["field", "reason"], registry=REGISTRY
+)
+heartbeats_lost = Counter(
+    "vh_heartbeats_lost", "Heartbeats missing by seq gaps", registry=REGISTRY
+)
+clock_skew = Counter(
+    "vh_clock_skew", "Messages whose device ts differed from the hub clock by more than the limit",
+    ["kind"], registry=REGISTRY,
+)
+points_written = Counter(
+    "vh_points_written", "Points written to the time-series store", ["store"], registry=REGISTRY
+)
+points_dead_lettered = Counter(
+    "vh_points_dead_lettered", "Points the store refused (kept in the dead-letter file)", registry=REGISTRY
+)
+write_errors = Counter(
+    "vh_store_write_errors", "Failed write attempts to the time-series store", ["reason"], registry=REGISTRY
+)
+spool_bytes = Gauge("vh_spool_bytes", "Bytes waiting in the on-disk write spool", registry=REGISTRY)
+ingest_queue_depth = Gauge("vh_ingest_queue_depth", "Messages waiting for ingest", registry=REGISTRY)
+write_latency = Histogram(
+    "vh_store_write_seconds", "Time of one batch write to the store", registry=REGISTRY,
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
+devices_by_status = Gauge(
+    "vh_devices", "Devices by kind and presence status", ["kind", "status"], registry=REGISTRY
+)
+alerts_open = Gauge("vh_alerts_open", "Open alerts", registry=REGISTRY)
+mqtt_connected = Gauge("vh_mqtt_connected", "1 while the hub's MQTT client is connected", registry=REGISTRY)
