@@ -1,0 +1,138 @@
+"""The wall screen 一屏知全域: static page, its ES modules and the npm-installed chart library.
+
+Served without authentication (it is only static files; every data call the page makes
+goes to `/api/v1` with the operator's token). Nothing comes from a CDN: the chart
+library is read from `dashboards/node_modules`, installed by `npm ci` at setup time.
+When it is missing the vendor routes answer 503 and the page says what to run.
+
+Routes:
+- `GET /` and `GET /wall/` — the wall screen (`dashboards/wall/index.html`)
+- `GET /wall/{path}` — the page's own CSS, JS modules and i18n files
+- `GET /wall/boundary.geojson` — the township boundary when one is configured (else 404)
+- `GET /vendor/{name}` — whitelisted files from `dashboards/node_modules`
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Final
+
+from fastapi import APIRouter, HTTPException
+from fastapi.responses import FileResponse, HTMLResponse, Response
+
+log = logging.getLogger(__name__)
+
+# Public name under /vendor/ → path inside dashboards/node_modules. Only these are served.
+VENDOR_FILES: Final[dict[str, str]] = {
+    "echarts.min.js": "echarts/dist/echarts.min.js",
+    "echarts.esm.min.mjs": "echarts/dist/echarts.esm.min.mjs",
+}
+
+MEDIA_TYPES: Final[dict[str, str]] = {
+    ".html": "text/html; charset=utf-8",
+    ".css": "text/css; charset=utf-8",
+    ".js": "text/javascript; charset=utf-8",
+    ".mjs": "text/javascript; charset=utf-8",
+    ".json": "application/json",
+    ".geojson": "application/geo+json",
+    ".svg": "image/svg+xml",
+    ".png": "image/png",
+    ".ico": "image/x-icon",
+    ".woff2": "font/woff2",
+}
+
+# The page's own files change with the hub version: revalidate every time. The vendored
+# library is pinned by package-lock.json: cache it for a day.
+NO_CACHE: Final[dict[str, str]] = {"Cache-Control": "no-cache"}
+VENDOR_CACHE: Final[dict[str, str]] = {"Cache-Control": "public, max-age=86400"}
+
+MISSING_VENDOR_PAGE: Final[str] = """<!doctype html>
+<html lang="zh-CN"><head><meta charset="utf-8"><title>VillageHub — 依赖未安装 / dependencies missing</title>
+<style>body{{background:#06101f;color:#e6f1ff;font:24px/1.6 sans-serif;padding:60px}}
+code{{background:#13233d;padding:2px 8px;border-radius:4px}}</style></head>
+<body><h1>大屏依赖未安装 · Wall screen dependencies are not installed</h1>
+<p>图表库 <code>{name}</code> 不在 <code>{node_modules}</code>。</p>
+<p>The chart library <code>{name}</code> is missing from <code>{node_modules}</code>.</p>
+<p>管理员请运行 / Admin, please run:<br><code>cd {dashboards} &amp;&amp; npm ci</code><br>
+然后刷新本页 / then reload this page.</p></body></html>
+"""
+
+
+def safe_child(root: Path, relative: str) -> Path | None:
+    """`root / relative` when it stays inside `root` and is a file; else None (pure path check)."""
+    if not relative or "\0" in relative:
+        return None
+    try:
+        root_resolved = root.resolve()
+        candidate = (root_resolved / relative).resolve()
+    except (OSError, RuntimeError):
+        return None
+    if not candidate.is_relative_to(root_resolved) or not candidate.is_file():
+        return None
+    return candidate
+
+
+def media_type_for(path: Path) -> str:
+    return MEDIA_TYPES.get(path.suffix.lower(), "application/octet-stream")
+
+
+def build_router(dashboards_dir: Path, boundary_geojson: Path | None = None) -> APIRouter:
+    """Routes for the wall screen, reading files from `dashboards_dir` on every request.
+
+    `boundary_geojson`: the township boundary to draw on the map; when None,
+    `dashboards_dir/boundary.geojson` is used if it exists.
+    """
+    wall_dir = dashboards_dir / "wall"
+    node_modules = dashboards_dir / "node_modules"
+    boundary = boundary_geojson or dashboards_dir / "boundary.geojson"
+    router = APIRouter(tags=["wall screen"])
+    warned: set[str] = set()
+
+    def page() -> Response:
+        index = wall_dir / "index.html"
+        if not index.is_file():
+            raise HTTPException(404, f"wall screen not found at {index}")
+        return FileResponse(index, media_type=MEDIA_TYPES[".html"], headers=NO_CACHE)
+
+    @router.get("/", include_in_schema=False)
+    def wall_screen() -> Response:
+        return page()
+
+    @router.get("/wall/", include_in_schema=False)
+    def wall_screen_alias() -> Response:
+        return page()
+
+    @router.get("/wall/boundary.geojson", include_in_schema=False)
+    def wall_boundary() -> Response:
+        if not boundary.is_file():
+            raise HTTPException(404, "no township boundary configured")
+        return FileResponse(boundary, media_type=MEDIA_TYPES[".geojson"], headers=NO_CACHE)
+
+    @router.get("/wall/{path:path}", include_in_schema=False)
+    def wall_file(path: str) -> Response:
+        found = safe_child(wall_dir, path)
+        if found is None:
+            raise HTTPException(404, "not found")
+        return FileResponse(found, media_type=media_type_for(found), headers=NO_CACHE)
+
+    @router.get("/vendor/{name}", include_in_schema=False)
+    def vendor_file(name: str) -> Response:
+        relative = VENDOR_FILES.get(name)
+        if relative is None:
+            raise HTTPException(404, "not a vendored file")
+        found = safe_child(node_modules, relative)
+        if found is None:
+            if name not in warned:
+                warned.add(name)
+                log.warning(
+                    "wall screen: %s missing from %s; run `npm ci` in %s",
+                    name, node_modules, dashboards_dir,
+                )
+            body = MISSING_VENDOR_PAGE.format(
+                name=name, node_modules=node_modules, dashboards=dashboards_dir
+            )
+            return HTMLResponse(body, status_code=503, headers={"Retry-After": "60"})
+        return FileResponse(found, media_type=media_type_for(found), headers=VENDOR_CACHE)
+
+    return router
