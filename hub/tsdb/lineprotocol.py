@@ -1,0 +1,221 @@
+"""Fast InfluxDB line-protocol serializer (the hot path of ingest).
+
+Escaping follows InfluxDB's line protocol and matches influxdb-client's `Point` serializer,
+which the tests use as the oracle:
+
+- measurement: `,` and space escaped;
+- tag keys, tag values, field keys: `,`, `=` and space escaped;
+- newline, tab and carriage return in any of those become the two-character escapes `\\n`,
+  `\\t`, `\\r` (so a line never breaks); a tag value ending in a backslash gets a trailing
+  space (influxdb-client's rule, so the backslash cannot escape the separator);
+- string field values: `"` and `\\` escaped (a newline inside a quoted string is legal line
+  protocol and kept as it is; the spool frames records by length, not by newline).
+
+Values: `bool` → `true`/`false`; `int` → `123i` (int64 range, else the field is dropped);
+`float` → shortest repr with a trailing `.0` trimmed (NaN and ±inf are dropped: InfluxDB
+cannot store them); `str` → quoted. Tags with an empty value (or `None`) are omitted. Tags
+and fields are written sorted by key (InfluxDB's preferred order; also the oracle's).
+
+Time: `Point.time` is Unix seconds as a float; it is written as integer nanoseconds,
+rounded to the microsecond (a float of today's Unix time carries no more than that).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Callable, Iterable
+
+from hub.messages import Point
+
+log = logging.getLogger(__name__)
+
+_INT64_MIN = -(2**63)
+_INT64_MAX = 2**63 - 1
+
+_ESCAPE_MEASUREMENT = str.maketrans(
+    {",": r"\,", " ": r"\ ", "\n": r"\n", "\t": r"\t", "\r": r"\r"}
+)
+_ESCAPE_KEY = str.maketrans(
+    {",": r"\,", "=": r"\=", " ": r"\ ", "\n": r"\n", "\t": r"\t", "\r": r"\r"}
+)
+_ESCAPE_STRING = str.maketrans({'"': r"\"", "\\": r"\\"})
+
+# Names and tag values repeat endlessly (a few measurements, field names, device ids):
+# escape each distinct one once. Bounded so hostile input cannot grow it forever.
+_CACHE_MAX = 200_000
+_key_cache: dict[str, str] = {}
+_tag_value_cache: dict[str, str] = {}
+_measurement_cache: dict[str, str] = {}
+
+
+class LineProtocolError(ValueError):
+    """The point cannot be written as line protocol (no usable field, bad measurement)."""
+
+
+def _remember(cache: dict[str, str], raw: str, escaped: str) -> str:
+    if len(cache) >= _CACHE_MAX:
+        cache.clear()
+    cache[raw] = escaped
+    return escaped
+
+
+def escape_measurement(name: str) -> str:
+    cached = _measurement_cache.get(name)
+    if cached is not None:
+        return cached
+    if not name:
+        raise LineProtocolError("empty measurement name")
+    escaped = name.translate(_ESCAPE_MEASUREMENT)
+    if escaped.startswith("#"):
+        raise LineProtocolError(f"measurement {name!r} would be read as a comment")
+    return _remember(_measurement_cache, name, escaped)
+
+
+def escape_key(key: str) -> str:
+    cached = _key_cache.get(key)
+    if cached is not None:
+        return cached
+    return _remember(_key_cache, key, key.translate(_ESCAPE_KEY))
+
+
+def escape_tag_value(value: str) -> str:
+    cached = _tag_value_cache.get(value)
+    if cached is not None:
+        return cached
+    escaped = value.translate(_ESCAPE_KEY)
+    if escaped.endswith("\\"):
+        escaped += " "
+    return _remember(_tag_value_cache, value, escaped)
+
+
+def escape_string_field(value: str) -> str:
+    if '"' in value or "\\" in value:
+        return value.translate(_ESCAPE_STRING)
+    return value
+
+
+def format_field_value(value: object) -> str | None:
+    """The line-protocol text of one field value, or None when it cannot be stored."""
+    cls = type(value)
+    if cls is float:
+        if not math.isfinite(value):  # type: ignore[arg-type]
+            return None
+        s = repr(value)
+        return s[:-2] if s.endswith(".0") else s
+    if cls is int:
+        if _INT64_MIN <= value <= _INT64_MAX:  # type: ignore[operator]
+            return f"{value}i"
+        return None
+    if cls is str:
+        return f'"{escape_string_field(value)}"'  # type: ignore[arg-type]
+    if cls is bool:
+        return "true" if value else "false"
+    # Subclasses (IntEnum, numpy scalars via their Python types) take the slow path.
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return format_field_value(int(value))
+    if isinstance(value, float):
+        return format_field_value(float(value))
+    if isinstance(value, str):
+        return format_field_value(str(value))
+    return None
+
+
+def time_ns(seconds: float) -> int:
+    """Unix seconds (float) → integer nanoseconds, rounded to the microsecond."""
+    return round(seconds * 1_000_000) * 1_000
+
+
+_head_cache: dict[tuple[object, ...], str] = {}
+
+
+def _head(measurement: str, tags: dict[str, str]) -> str:
+    """`measurement,tag=value,...` (escaped, sorted, empty values left out), cached."""
+    key = (measurement, *tags.items())
+    head = _head_cache.get(key)
+    if head is not None:
+        return head
+    parts = [escape_measurement(measurement)]
+    for k in sorted(tags):
+        v = tags[k]
+        if v is None or v == "" or k == "":
+            continue
+        parts.append(f",{escape_key(k)}={escape_tag_value(str(v))}")
+    head = "".join(parts)
+    if len(_head_cache) >= _CACHE_MAX:
+        _head_cache.clear()
+    _head_cache[key] = head
+    return head
+
+
+_layout_cache: dict[tuple[str, ...], list[tuple[str, str]]] = {}
+
+
+def _layout(fields: dict[str, object]) -> list[tuple[str, str]]:
+    """Sorted (key, escaped key) pairs for one set of field names (empty keys left out), cached."""
+    layout = [(k, escape_key(k)) for k in sorted(fields) if k]
+    if len(_layout_cache) >= _CACHE_MAX:
+        _layout_cache.clear()
+    _layout_cache[tuple(fields)] = layout
+    return layout
+
+
+def encode_point(p: Point) -> str:
+    """One point as one line of line protocol. Raises LineProtocolError when unwritable."""
+    head = _head(p.measurement, p.tags)
+    fs = p.fields
+    fields: list[str] = []
+    append = fields.append
+    layout = _layout_cache.get(tuple(fs)) or _layout(fs)
+    for k, ek in layout:
+        v = fs[k]
+        cls = type(v)
+        if cls is float:
+            if v - v != 0.0:  # NaN or ±inf
+                continue
+            text = repr(v)
+            if text.endswith(".0"):
+                text = text[:-2]
+        elif cls is int and _INT64_MIN <= v <= _INT64_MAX:
+            text = f"{v}i"
+        elif cls is str:
+            text = f'"{v.translate(_ESCAPE_STRING)}"' if ('"' in v or "\\" in v) else f'"{v}"'
+        elif cls is bool:
+            text = "true" if v else "false"
+        else:
+            maybe = format_field_value(v)
+            if maybe is None:
+                continue
+            text = maybe
+        append(f"{ek}={text}")
+    if not fields:
+        raise LineProtocolError(f"{p.measurement}: no storable field in {sorted(fs)}")
+    return f"{head} {','.join(fields)} {round(p.time * 1_000_000) * 1_000}"
+
+
+PointErrorHandler = Callable[[Point, LineProtocolError], None]
+
+
+def _log_unwritable(p: Point, err: LineProtocolError) -> None:
+    log.warning("point not written (device=%s): %s", p.tags.get("device", "?"), err)
+
+
+def encode_points(
+    points: Iterable[Point], on_error: PointErrorHandler | None = _log_unwritable
+) -> list[str]:
+    """Encode many points; an unwritable one is reported to `on_error` and skipped.
+
+    With `on_error=None` the first unwritable point raises LineProtocolError instead.
+    """
+    out: list[str] = []
+    append = out.append
+    for p in points:
+        try:
+            append(encode_point(p))
+        except LineProtocolError as err:
+            if on_error is None:
+                raise
+            on_error(p, err)
+    return out

@@ -1,0 +1,161 @@
+"""The line-protocol serializer, checked against influxdb-client's Point as the oracle."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from influxdb_client import Point as OraclePoint
+from influxdb_client.domain.write_precision import WritePrecision
+
+from hub.messages import Point
+from hub.tsdb.lineparse import LineParseError, parse_line
+from hub.tsdb.lineprotocol import LineProtocolError, encode_point, encode_points, time_ns
+
+pytestmark = pytest.mark.unit
+
+NASTY = " ,=\"\\\n\t\r'#设备村民组😀é"
+names = st.text(alphabet=st.sampled_from(NASTY) | st.characters(codec="utf-8"), min_size=1, max_size=12)
+field_values = st.one_of(
+    st.booleans(),
+    st.integers(min_value=-(2**63), max_value=2**63 - 1),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.text(alphabet=st.sampled_from(NASTY) | st.characters(codec="utf-8"), max_size=20),
+)
+times = st.floats(min_value=0, max_value=4_000_000_000, allow_nan=False)
+
+
+def oracle(p: Point) -> str:
+    o = OraclePoint(p.measurement)
+    for k, v in p.tags.items():
+        o.tag(k, v)
+    for k, v in p.fields.items():
+        o.field(k, v)
+    o.time(time_ns(p.time), WritePrecision.NS)
+    return str(o.to_line_protocol())
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    measurement=names.filter(lambda s: not s.startswith("#")),
+    tags=st.dictionaries(names, names | st.just(""), max_size=4),
+    fields=st.dictionaries(names, field_values, min_size=1, max_size=5),
+    t=times,
+)
+def test_encoding_matches_influxdb_client_serializer(
+    measurement: str, tags: dict[str, str], fields: dict[str, object], t: float
+) -> None:
+    p = Point(measurement, tags, fields, t)
+    expected = oracle(p)
+    if not expected.split(" ", 1)[0] or expected == "" or all(
+        isinstance(v, float) and not math.isfinite(v) for v in fields.values()
+    ):
+        with pytest.raises(LineProtocolError):
+            encode_point(p)
+        return
+    assert encode_point(p) == expected
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    measurement=names.filter(lambda s: not s.startswith("#")),
+    tags=st.dictionaries(names, names, max_size=4),
+    fields=st.dictionaries(names, field_values, min_size=1, max_size=5),
+    t=times,
+)
+def test_parse_reads_back_what_encode_wrote(
+    measurement: str, tags: dict[str, str], fields: dict[str, object], t: float
+) -> None:
+    """Round trip for names without control characters or backslashes.
+
+    (Line protocol escapes those one way only: influxd itself reads `a\\,` differently
+    from what was meant. String field values round-trip whatever they hold.)
+    """
+    lossy = "\n\t\r\\"
+    if any(c in s for s in [measurement, *tags, *tags.values(), *fields] for c in lossy):
+        return
+    kept = {k: v for k, v in fields.items() if not (isinstance(v, float) and not math.isfinite(v))}
+    if not kept:
+        return
+    back = parse_line(encode_point(Point(measurement, tags, fields, t)))
+    assert back.measurement == measurement
+    assert back.tags == tags
+    assert back.fields == kept
+    assert all(type(back.fields[k]) is type(v) for k, v in kept.items())
+    assert back.time == pytest.approx(t, abs=1e-6)
+
+
+def test_heartbeat_point_has_expected_line() -> None:
+    p = Point(
+        "heartbeat",
+        {"device": "cam-001", "kind": "camera", "village": "v01", "village_group": ""},
+        {"seq": 7, "fps": 25.0, "temp_c": 41.5, "recording": True, "fw": 'v1 "beta"'},
+        1764400000.5,
+    )
+    assert encode_point(p) == (
+        'heartbeat,device=cam-001,kind=camera,village=v01 '
+        'fps=25,fw="v1 \\"beta\\"",recording=true,seq=7i,temp_c=41.5 1764400000500000000'
+    )
+
+
+def test_nan_and_infinite_fields_are_dropped_but_the_point_kept() -> None:
+    line = encode_point(Point("m", {}, {"a": math.nan, "b": math.inf, "c": 1}, 1.0))
+    assert line == "m c=1i 1000000000"
+
+
+def test_point_with_only_unstorable_fields_is_refused() -> None:
+    with pytest.raises(LineProtocolError):
+        encode_point(Point("m", {"device": "d"}, {"a": math.nan, "b": None}, 1.0))
+
+
+def test_int_outside_int64_is_dropped() -> None:
+    assert encode_point(Point("m", {}, {"big": 2**64, "ok": 1}, 0.0)) == "m ok=1i 0"
+
+
+def test_newline_in_tag_value_cannot_break_the_line() -> None:
+    line = encode_point(Point("m", {"type": "a\nb"}, {"x": 1}, 0.0))
+    assert "\n" not in line
+    assert line == "m,type=a\\nb x=1i 0"
+
+
+def test_chinese_names_are_written_as_they_are() -> None:
+    line = encode_point(Point("event", {"village": "红星村", "type": "门 被打开"}, {"detail": "{}"}, 1.0))
+    assert line == 'event,type=门\\ 被打开,village=红星村 detail="{}" 1000000000'
+    assert parse_line(line).tags == {"village": "红星村", "type": "门 被打开"}
+
+
+def test_measurement_starting_with_hash_is_refused() -> None:
+    with pytest.raises(LineProtocolError):
+        encode_point(Point("#comment", {}, {"x": 1}, 0.0))
+
+
+def test_encode_points_skips_and_reports_unwritable_points() -> None:
+    seen: list[str] = []
+    lines = encode_points(
+        [Point("m", {}, {"x": 1}, 0.0), Point("m", {}, {}, 0.0)],
+        on_error=lambda p, err: seen.append(str(err)),
+    )
+    assert lines == ["m x=1i 0"]
+    assert len(seen) == 1
+
+
+def test_time_is_integer_nanoseconds_rounded_to_the_microsecond() -> None:
+    assert time_ns(1764400000.123456) == 1764400000123456000
+    assert time_ns(0.0) == 0
+
+
+@pytest.mark.parametrize(
+    "line",
+    ["", " x=1", "m", "m x", "m x=", 'm x="open', "m,t x=1 0", "m x=1 notatime", "m x=nan 0"],
+)
+def test_malformed_lines_are_refused_with_a_reason(line: str) -> None:
+    with pytest.raises(LineParseError):
+        parse_line(line)
+
+
+def test_parse_understands_influx_boolean_and_unsigned_spellings() -> None:
+    p = parse_line("m a=t,b=FALSE,c=5u,d=-1.5e3 10")
+    assert p.fields == {"a": True, "b": False, "c": 5, "d": -1500.0}
+    assert p.time == 10 / 1e9
