@@ -506,6 +506,34 @@ def _csv_resolve(
     )
 
 
+# ---------------------------------------------------------------- single records
+
+
+def _field_errors(model: type[BaseModel], data: dict[str, Any]) -> list[str]:
+    try:
+        model.model_validate(data)
+    except ValidationError as exc:
+        return [f"{_dotted(e['loc'])}: {_message(e)}" for e in exc.errors()]
+    return []
+
+
+def village_errors(v: Village) -> list[str]:
+    """Field errors of one village record (`lat: must be between -90 and 90`)."""
+    return _field_errors(_CsvVillage, {"id": v.id, "name": v.name, "lat": v.lat, "lon": v.lon,
+                                       "quiet_hours": v.quiet_hours})
+
+
+def group_errors(g: Group) -> list[str]:
+    return _field_errors(_CsvGroup, {"id": g.id, "name": g.name, "village": g.village})
+
+
+def device_errors(d: Device) -> list[str]:
+    return _field_errors(_CsvDevice, {
+        "id": d.id, "kind": d.kind, "name": d.name, "village": d.village, "group": d.group,
+        "lat": d.lat, "lon": d.lon, "stream_url": d.stream_url, "tags": d.tags,
+    })
+
+
 # ---------------------------------------------------------------- entry points
 
 

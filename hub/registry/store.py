@@ -1,0 +1,461 @@
+"""The device registry on SQLite, read from an in-memory snapshot.
+
+Reads (`get`, `devices`, `villages`, `groups`) never touch SQLite: they look at an
+immutable snapshot that every write replaces under a lock (copy-on-write), so ingest
+worker threads and the API read concurrently without locking. SQLite runs in WAL mode;
+writes are serialised by one lock and each is one transaction, so an import is all or
+nothing. When started as a service, the registry also picks up commits made by another
+process (the `villagehub registry` CLI) within `POLL_S`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Final
+
+from hub.registry import township_file
+from hub.registry.model import KINDS, Device, Group, ImportReport, Kind, Township, Village
+from hub.topics import is_valid_id
+
+log = logging.getLogger(__name__)
+
+Progress = Callable[[int, int], None]  # (done, total)
+POLL_S: Final = 2.0
+CHUNK: Final = 5000
+
+_SCHEMA: Final = """
+CREATE TABLE IF NOT EXISTS villages (
+  id TEXT PRIMARY KEY, name TEXT NOT NULL, lat REAL, lon REAL, quiet_hours TEXT
+);
+CREATE TABLE IF NOT EXISTS groups (
+  id TEXT PRIMARY KEY, name TEXT NOT NULL,
+  village TEXT NOT NULL REFERENCES villages(id) DEFERRABLE INITIALLY DEFERRED,
+  UNIQUE (id, village)
+);
+CREATE TABLE IF NOT EXISTS devices (
+  id TEXT PRIMARY KEY, kind TEXT NOT NULL CHECK (kind IN ('camera', 'speaker')),
+  name TEXT NOT NULL,
+  village TEXT REFERENCES villages(id) DEFERRABLE INITIALLY DEFERRED,
+  grp TEXT,
+  lat REAL, lon REAL, tags TEXT NOT NULL DEFAULT '{}', stream_url TEXT,
+  registered INTEGER NOT NULL DEFAULT 1,
+  FOREIGN KEY (grp, village) REFERENCES groups(id, village) DEFERRABLE INITIALLY DEFERRED
+);
+PRAGMA user_version = 1;
+"""
+
+
+class RegistryError(ValueError):
+    """A write the registry refuses; each message names the field (`group: unknown group 'x'`)."""
+
+    def __init__(self, errors: Iterable[str]) -> None:
+        self.errors = list(errors)
+        super().__init__("; ".join(self.errors))
+
+
+@dataclass(frozen=True, slots=True)
+class _Snapshot:
+    version: int
+    villages: dict[str, Village] = field(default_factory=dict)
+    groups: dict[str, Group] = field(default_factory=dict)
+    devices: dict[str, Device] = field(default_factory=dict)
+
+
+def _device_row(d: Device) -> tuple[Any, ...]:
+    tags = json.dumps(d.tags, ensure_ascii=False, sort_keys=True) if d.tags else "{}"
+    return (d.id, d.kind, d.name, d.village, d.group, d.lat, d.lon, tags, d.stream_url, int(d.registered))
+
+
+def _row_device(r: tuple[Any, ...]) -> Device:
+    tags = json.loads(r[7]) if r[7] != "{}" else {}
+    return Device(r[0], r[1], r[2], r[3], r[4], r[5], r[6], tags, r[8], bool(r[9]))
+
+
+_UPSERT_DEVICE: Final = (
+    "INSERT INTO devices (id, kind, name, village, grp, lat, lon, tags, stream_url, registered) "
+    "VALUES (?,?,?,?,?,?,?,?,?,?) ON CONFLICT(id) DO UPDATE SET kind=excluded.kind, "
+    "name=excluded.name, village=excluded.village, grp=excluded.grp, lat=excluded.lat, "
+    "lon=excluded.lon, tags=excluded.tags, stream_url=excluded.stream_url, registered=excluded.registered"
+)
+_UPSERT_VILLAGE: Final = (
+    "INSERT INTO villages (id, name, lat, lon, quiet_hours) VALUES (?,?,?,?,?) "
+    "ON CONFLICT(id) DO UPDATE SET name=excluded.name, lat=excluded.lat, lon=excluded.lon, "
+    "quiet_hours=excluded.quiet_hours"
+)
+_UPSERT_GROUP: Final = (
+    "INSERT INTO groups (id, name, village) VALUES (?,?,?) "
+    "ON CONFLICT(id) DO UPDATE SET name=excluded.name, village=excluded.village"
+)
+
+
+class Registry:
+    """Villages, groups and devices. Thread-safe; reads are lock-free dictionary look-ups."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.RLock()
+        self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.execute("PRAGMA busy_timeout=10000")
+        self._db.execute("PRAGMA foreign_keys=ON")
+        self._db.executescript(_SCHEMA)
+        self._snap = _Snapshot(0)
+        self._data_version = -1
+        self._stop = threading.Event()
+        self._poller: threading.Thread | None = None
+        self._reload()
+
+    # ------------------------------------------------------------ lifecycle
+
+    def start(self) -> None:
+        """Follow commits made by other processes (the CLI) while the hub runs."""
+        if self._poller is None:
+            self._stop.clear()
+            self._poller = threading.Thread(target=self._poll, name="registry-poll", daemon=True)
+            self._poller.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._poller is not None:
+            self._poller.join(timeout=5)
+            self._poller = None
+
+    def close(self) -> None:
+        self.stop()
+        with self._lock:
+            self._db.close()
+
+    def __enter__(self) -> Registry:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _poll(self) -> None:
+        while not self._stop.wait(POLL_S):
+            try:
+                self.refresh()
+            except sqlite3.Error:
+                log.warning("registry: could not check %s for outside changes", self.path, exc_info=True)
+
+    def refresh(self) -> bool:
+        """Reload the snapshot if another connection committed since the last look."""
+        with self._lock:
+            (dv,) = self._db.execute("PRAGMA data_version").fetchone()
+            if dv == self._data_version:
+                return False
+            self._reload()
+            log.info("registry: reloaded after an outside change (%d devices)", len(self._snap.devices))
+            return True
+
+    def _reload(self) -> None:
+        with self._lock:
+            db = self._db
+            villages = {r[0]: Village(*r) for r in db.execute(
+                "SELECT id, name, lat, lon, quiet_hours FROM villages ORDER BY id")}
+            groups = {r[0]: Group(r[0], r[2], r[1]) for r in db.execute(
+                "SELECT id, name, village FROM groups ORDER BY id")}
+            devices = {r[0]: _row_device(r) for r in db.execute(
+                "SELECT id, kind, name, village, grp, lat, lon, tags, stream_url, registered "
+                "FROM devices ORDER BY id")}
+            (self._data_version,) = db.execute("PRAGMA data_version").fetchone()
+            self._snap = _Snapshot(self._snap.version + 1, villages, groups, devices)
+
+    # ------------------------------------------------------------ reads (no SQLite, no lock)
+
+    @property
+    def version(self) -> int:
+        """Increases on every change; cheap to compare for caches."""
+        return self._snap.version
+
+    def get(self, device_id: str) -> Device | None:
+        return self._snap.devices.get(device_id)
+
+    def get_village(self, village_id: str) -> Village | None:
+        return self._snap.villages.get(village_id)
+
+    def get_group(self, group_id: str) -> Group | None:
+        return self._snap.groups.get(group_id)
+
+    def devices(
+        self, kind: str | None = None, village: str | None = None, group: str | None = None
+    ) -> list[Device]:
+        return [
+            d for d in self._snap.devices.values()
+            if (kind is None or d.kind == kind)
+            and (village is None or d.village == village)
+            and (group is None or d.group == group)
+        ]
+
+    def villages(self) -> list[Village]:
+        return list(self._snap.villages.values())
+
+    def groups(self, village: str | None = None) -> list[Group]:
+        return [g for g in self._snap.groups.values() if village is None or g.village == village]
+
+    def counts(self) -> dict[tuple[str, bool], int]:
+        """(kind, registered) → number of devices."""
+        out: dict[tuple[str, bool], int] = {(k, r): 0 for k in KINDS for r in (True, False)}
+        for d in self._snap.devices.values():
+            out[(d.kind, d.registered)] += 1
+        return out
+
+    def township(self, name: str | None = None) -> Township:
+        """The registered part of the registry as a Township (what `export` writes)."""
+        s = self._snap
+        return Township(
+            name, list(s.villages.values()), list(s.groups.values()),
+            [d for d in s.devices.values() if d.registered],
+        )
+
+    def export_township(self, name: str | None = None) -> dict[str, Any]:
+        return township_file.to_document(self.township(name))
+
+    # ------------------------------------------------------------ single writes
+
+    def upsert_village(self, village: Village) -> Village:
+        errors = township_file.village_errors(village)
+        if errors:
+            raise RegistryError(errors)
+        with self._lock:
+            self._write(lambda db: db.execute(_UPSERT_VILLAGE, _village_row(village)))
+            self._commit_snapshot(villages={village.id: village})
+        return village
+
+    def upsert_group(self, group: Group) -> Group:
+        errors = township_file.group_errors(group)
+        with self._lock:
+            s = self._snap
+            if not errors and group.village not in s.villages:
+                errors.append(f"village: unknown village {group.village!r}")
+            old = s.groups.get(group.id)
+            if not errors and old is not None and old.village != group.village:
+                moved = [d.id for d in s.devices.values() if d.group == group.id]
+                if moved:
+                    errors.append(
+                        f"village: group {group.id!r} still has devices in village {old.village!r} "
+                        f"(e.g. {moved[0]!r}); move them first"
+                    )
+            if errors:
+                raise RegistryError(errors)
+            self._write(lambda db: db.execute(_UPSERT_GROUP, (group.id, group.name, group.village)))
+            self._commit_snapshot(groups={group.id: group})
+        return group
+
+    def upsert_device(self, device: Device) -> Device:
+        """Register (or edit) a device. A device with a group and no village gets the group's village."""
+        device = dataclasses.replace(device, registered=True)
+        with self._lock:
+            device, errors = self._check_device(device)
+            if errors:
+                raise RegistryError(errors)
+            self._write(lambda db: db.execute(_UPSERT_DEVICE, _device_row(device)))
+            self._commit_snapshot(devices={device.id: device})
+        return device
+
+    def delete_device(self, device_id: str) -> bool:
+        with self._lock:
+            if device_id not in self._snap.devices:
+                return False
+            self._write(lambda db: db.execute("DELETE FROM devices WHERE id = ?", (device_id,)))
+            self._commit_snapshot(removed=(device_id,))
+        return True
+
+    def note_unregistered(self, device_id: str, kind: Kind) -> Device:
+        """A device that publishes but is not registered: kept as `registered=False`, never dropped.
+
+        Idempotent; a known device (registered or not) costs one dictionary look-up.
+        """
+        known = self._snap.devices.get(device_id)
+        if known is not None:
+            return known
+        if not is_valid_id(device_id) or kind not in KINDS:
+            raise RegistryError([f"id: not a valid device id or kind ({device_id!r}, {kind!r})"])
+        with self._lock:
+            known = self._snap.devices.get(device_id)
+            if known is not None:
+                return known
+            device = Device(device_id, kind, device_id, registered=False)
+            self._write(lambda db: db.execute(_UPSERT_DEVICE, _device_row(device)))
+            self._commit_snapshot(devices={device_id: device})
+        log.info("registry: device %s (%s) publishes but is not registered; kept as unregistered",
+                 device_id, kind)
+        return device
+
+    def _check_device(self, d: Device) -> tuple[Device, list[str]]:
+        errors = township_file.device_errors(d)
+        s = self._snap
+        if d.group is not None:
+            group = s.groups.get(d.group)
+            if group is None:
+                errors.append(f"group: unknown group {d.group!r}")
+            elif d.village is None:
+                d = dataclasses.replace(d, village=group.village)
+            elif d.village != group.village:
+                errors.append(f"group: group {d.group!r} belongs to village {group.village!r}, "
+                              f"not {d.village!r}")
+        if d.village is not None and d.village not in s.villages:
+            errors.append(f"village: unknown village {d.village!r}")
+        return d, errors
+
+    def _write(self, work: Callable[[sqlite3.Connection], object]) -> None:
+        db = self._db
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            work(db)
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        (self._data_version,) = db.execute("PRAGMA data_version").fetchone()
+
+    def _commit_snapshot(
+        self,
+        *,
+        villages: Mapping[str, Village] | None = None,
+        groups: Mapping[str, Group] | None = None,
+        devices: Mapping[str, Device] | None = None,
+        removed: Iterable[str] = (),
+    ) -> None:
+        s = self._snap
+        new_devices = s.devices
+        if devices or removed:
+            new_devices = dict(s.devices)
+            new_devices.update(devices or {})
+            for device_id in removed:
+                new_devices.pop(device_id, None)
+        self._snap = _Snapshot(
+            s.version + 1,
+            {**s.villages, **villages} if villages else s.villages,
+            {**s.groups, **groups} if groups else s.groups,
+            new_devices,
+        )
+
+    # ------------------------------------------------------------ import
+
+    def import_township(
+        self,
+        doc: Township | Mapping[str, Any],
+        *,
+        replace: bool = False,
+        progress: Progress | None = None,
+    ) -> ImportReport:
+        """Merge (or with `replace=True`, replace) the registry with a township: all or nothing.
+
+        `doc` is a parsed Township or a YAML-shaped mapping. With `replace`, registered
+        villages, groups and devices missing from the file are removed; unregistered
+        devices are always kept. Raises TownshipFileError or RegistryError, changing nothing.
+        """
+        started = time.perf_counter()
+        town = doc if isinstance(doc, Township) else township_file.from_mapping(doc)
+        with self._lock:
+            s = self._snap
+            villages = {} if replace else dict(s.villages)
+            groups = {} if replace else dict(s.groups)
+            devices = (
+                {k: d for k, d in s.devices.items() if not d.registered} if replace else dict(s.devices)
+            )
+            villages.update((v.id, v) for v in town.villages)
+            groups.update((g.id, g) for g in town.groups)
+            devices.update((d.id, replace_registered(d)) for d in town.devices)
+            errors = _consistency(villages, groups, devices)
+            if errors:
+                raise RegistryError(errors[: township_file.MAX_ERRORS])
+            report = self._apply(s, town, villages, groups, devices, progress)
+            self._snap = _Snapshot(s.version + 1, villages, groups, devices)
+        report = replace_seconds(report, time.perf_counter() - started)
+        log.info("registry: imported township: %s", report)
+        return report
+
+    def _apply(
+        self,
+        s: _Snapshot,
+        town: Township,
+        villages: dict[str, Village],
+        groups: dict[str, Group],
+        devices: dict[str, Device],
+        progress: Progress | None,
+    ) -> ImportReport:
+        gone_v = [k for k in s.villages if k not in villages]
+        gone_g = [k for k in s.groups if k not in groups]
+        gone_d = [k for k in s.devices if k not in devices]
+        new_d = [d for d in town.devices if s.devices.get(d.id) != d]
+        total = len(town.villages) + len(town.groups) + len(town.devices) + len(gone_d)
+        done = 0
+
+        def tick(n: int) -> None:
+            nonlocal done
+            done += n
+            if progress is not None:
+                progress(done, total)
+
+        def work(db: sqlite3.Connection) -> None:
+            for i in range(0, len(gone_d), CHUNK):
+                chunk = gone_d[i : i + CHUNK]
+                db.executemany("DELETE FROM devices WHERE id = ?", [(k,) for k in chunk])
+                tick(len(chunk))
+            db.executemany("DELETE FROM groups WHERE id = ?", [(k,) for k in gone_g])
+            db.executemany("DELETE FROM villages WHERE id = ?", [(k,) for k in gone_v])
+            db.executemany(_UPSERT_VILLAGE, [_village_row(v) for v in town.villages])
+            db.executemany(_UPSERT_GROUP, [(g.id, g.name, g.village) for g in town.groups])
+            tick(len(town.villages) + len(town.groups))
+            for i in range(0, len(new_d), CHUNK):
+                db.executemany(_UPSERT_DEVICE, [_device_row(d) for d in new_d[i : i + CHUNK]])
+                tick(min(CHUNK, len(new_d) - i))
+            tick(len(town.devices) - len(new_d))
+
+        self._write(work)
+        return ImportReport(
+            villages_added=sum(v.id not in s.villages for v in town.villages),
+            villages_updated=sum(s.villages.get(v.id, v) != v for v in town.villages),
+            villages_removed=len(gone_v),
+            groups_added=sum(g.id not in s.groups for g in town.groups),
+            groups_updated=sum(s.groups.get(g.id, g) != g for g in town.groups),
+            groups_removed=len(gone_g),
+            devices_added=sum(not (d.id in s.devices and s.devices[d.id].registered) for d in new_d),
+            devices_updated=sum(d.id in s.devices and s.devices[d.id].registered for d in new_d),
+            devices_unchanged=len(town.devices) - len(new_d),
+            devices_removed=len(gone_d),
+        )
+
+
+def replace_registered(d: Device) -> Device:
+    return d if d.registered else dataclasses.replace(d, registered=True)
+
+
+def replace_seconds(report: ImportReport, seconds: float) -> ImportReport:
+    return dataclasses.replace(report, seconds=round(seconds, 3))
+
+
+def _village_row(v: Village) -> tuple[Any, ...]:
+    return (v.id, v.name, v.lat, v.lon, v.quiet_hours)
+
+
+def _consistency(
+    villages: Mapping[str, Village], groups: Mapping[str, Group], devices: Mapping[str, Device]
+) -> list[str]:
+    """Every reference resolves and every device's group belongs to its village."""
+    errors = [
+        f"group {g.id!r}: unknown village {g.village!r}" for g in groups.values() if g.village not in villages
+    ]
+    for d in devices.values():
+        if d.village is not None and d.village not in villages:
+            errors.append(f"device {d.id!r}: unknown village {d.village!r}")
+        if d.group is not None:
+            g = groups.get(d.group)
+            if g is None:
+                errors.append(f"device {d.id!r}: unknown group {d.group!r}")
+            elif g.village != d.village:
+                errors.append(f"device {d.id!r}: group {d.group!r} belongs to village {g.village!r}, "
+                              f"not {d.village!r}")
+    return errors
