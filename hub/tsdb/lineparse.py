@@ -99,6 +99,11 @@ def _scalar(text: str) -> bool | int | float:
 
 def parse_line(line: str, default_time: float | None = None) -> Point:
     """Parse one line (precision ns). Raises LineParseError with the reason."""
+    return parse_line_ns(line, default_time)[0]
+
+
+def parse_line_ns(line: str, default_time: float | None = None) -> tuple[Point, int]:
+    """Parse one line; also return its exact time in integer nanoseconds."""
     n = len(line)
     measurement, i = _read_name(line, 0, ", ")
     if not measurement:
@@ -136,13 +141,15 @@ def parse_line(line: str, default_time: float | None = None) -> Point:
     if i < n and line[i] == " ":
         ts_text = line[i + 1 :].strip()
         try:
-            t = int(ts_text) / 1e9
+            ns = int(ts_text)
         except ValueError as err:
             raise LineParseError(f"bad timestamp {ts_text!r}") from err
+        if not -(2**63) <= ns < 2**63:
+            raise LineParseError(f"timestamp out of range {ts_text!r}")
     elif i >= n or not line[i:].strip():
         if default_time is None:
             raise LineParseError("missing timestamp")
-        t = default_time
+        ns = round(default_time * 1_000_000) * 1_000
     else:
         raise LineParseError(f"unexpected text at {i}: {line[i:i + 20]!r}")
-    return Point(measurement=measurement, tags=tags, fields=fields, time=t)
+    return Point(measurement=measurement, tags=tags, fields=fields, time=ns / 1e9), ns

@@ -1,0 +1,151 @@
+"""One contract for every time-series backend: the real influxd (v1 HTTP API) and SQLite.
+
+(The v2 backend cannot run here: no InfluxDB 2.x server can be installed on this machine.)
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from hub.messages import Point
+from hub.tsdb.base import Bucket, RejectedBatchError, SeriesQuery, TimeSeriesStore
+from hub.tsdb.influx_v1 import InfluxV1Store
+from hub.tsdb.lineprotocol import encode_point, encode_points
+from hub.tsdb.sqlite_store import SqliteStore
+from tests.servers import InfluxServer
+
+pytestmark = pytest.mark.component
+
+T0 = 1_764_400_020.0  # a multiple of 60 s
+
+
+@pytest.fixture(params=["influx_v1", "sqlite"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[TimeSeriesStore]:
+    s: TimeSeriesStore
+    if request.param == "influx_v1":
+        influx: InfluxServer = request.getfixturevalue("influxdb")
+        s = InfluxV1Store(influx.url, db=f"contract_{uuid.uuid4().hex[:12]}", retention="0s")
+    else:
+        s = SqliteStore(tmp_path / "timeseries.sqlite3")
+    s.setup()
+    yield s
+    s.close()
+
+
+def hb(device: str, t: float, **fields: object) -> Point:
+    return Point("heartbeat", {"device": device, "kind": "camera", "village": "v01"}, fields, t)
+
+
+def test_store_answers_ping_after_setup(store: TimeSeriesStore) -> None:
+    assert store.ping() is True
+    store.setup()  # idempotent
+    assert store.ping() is True
+
+
+def test_written_point_reads_back_with_tags_fields_and_time(store: TimeSeriesStore) -> None:
+    store.write_lines([encode_point(hb("cam-001", T0 + 0.25, seq=1, temp_c=41.5))])
+    [p] = store.read_points("heartbeat")
+    assert p.tags == {"device": "cam-001", "kind": "camera", "village": "v01"}
+    assert p.fields == {"seq": 1, "temp_c": 41.5}
+    assert p.time == pytest.approx(T0 + 0.25, abs=1e-6)
+
+
+def test_field_types_round_trip(store: TimeSeriesStore) -> None:
+    fields = {
+        "whole_float": 25.0, "float": -0.125, "int": -42, "big_int": 2**62, "yes": True,
+        "no": False, "text": "idle", "empty_text": "",
+    }
+    store.write_lines([encode_point(hb("cam-001", T0, **fields))])
+    [p] = store.read_points("heartbeat")
+    assert p.fields == fields
+    assert {k: type(v) for k, v in p.fields.items()} == {k: type(v) for k, v in fields.items()}
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["with space", "com,ma", "equals=sign", 'double "quote"', "single 'quote'", "红星村 第三组",
+     "emoji 😀", "trailing space ", "#hash"],
+)
+def test_escaping_round_trips_in_tags_and_fields(store: TimeSeriesStore, text: str) -> None:
+    p = Point("event", {"device": "spk-1", "type": text}, {"detail": text, text: 1}, T0)
+    store.write_lines([encode_point(p)])
+    [back] = store.read_points("event", tags={"type": text})
+    assert back.tags == {"device": "spk-1", "type": text}
+    assert back.fields == {"detail": text, text: 1}
+
+
+def test_string_field_keeps_backslashes_quotes_and_newlines(store: TimeSeriesStore) -> None:
+    detail = '{"path": "C:\\\\cam\\\\", "note": "line1\nline2", "q": "\\""}'
+    store.write_lines([encode_point(Point("event", {"device": "d"}, {"detail": detail}, T0))])
+    [back] = store.read_points("event")
+    assert back.fields["detail"] == detail
+
+
+def test_series_buckets_are_aligned_to_the_epoch(store: TimeSeriesStore) -> None:
+    points = [hb("cam-001", T0 + i * 10, temp_c=float(i)) for i in range(12)]  # 0..110 s
+    store.write_lines(encode_points(points))
+    q = SeriesQuery("heartbeat", "temp_c", T0 + 5, T0 + 120, every=60.0)
+    assert store.series(q) == [Bucket(T0, 3.0), Bucket(T0 + 60, 8.5)]  # first bucket: 10..50
+    agg = {a: [b.value for b in store.series(SeriesQuery(
+        "heartbeat", "temp_c", T0, T0 + 120, 60.0, aggregate=a))]
+        for a in ("min", "max", "last", "count", "sum")}
+    assert agg == {
+        "min": [0.0, 6.0], "max": [5.0, 11.0], "last": [5.0, 11.0], "count": [6.0, 6.0],
+        "sum": [15.0, 51.0],
+    }
+
+
+def test_series_filters_by_tags_and_skips_empty_buckets(store: TimeSeriesStore) -> None:
+    store.write_lines(encode_points(
+        [hb("cam-001", T0, fps=10.0), hb("cam-002", T0, fps=30.0), hb("cam-001", T0 + 120, fps=20.0)]
+    ))
+    q = SeriesQuery("heartbeat", "fps", T0, T0 + 180, 60.0, tags=(("device", "cam-001"),))
+    assert store.series(q) == [Bucket(T0, 10.0), Bucket(T0 + 120, 20.0)]
+    both = SeriesQuery("heartbeat", "fps", T0, T0 + 60, 60.0, tags=(("village", "v01"),))
+    assert store.series(both) == [Bucket(T0, 20.0)]
+
+
+def test_series_of_a_boolean_field_counts_true_as_one(store: TimeSeriesStore) -> None:
+    store.write_lines(encode_points(
+        [Point("presence", {"device": "d"}, {"online": i % 4 != 0}, T0 + i) for i in range(8)]
+    ))
+    assert store.series(SeriesQuery("presence", "online", T0, T0 + 60, 60.0)) == [Bucket(T0, 0.75)]
+
+
+def test_read_points_filters_by_tags_and_range_in_time_order(store: TimeSeriesStore) -> None:
+    points = [hb(f"cam-00{i % 3}", T0 + i, seq=i) for i in range(30)]
+    store.write_lines(encode_points(points))
+    got = store.read_points("heartbeat", start=T0 + 5, end=T0 + 20)
+    assert [p.fields["seq"] for p in got] == list(range(5, 20))
+    one = store.read_points("heartbeat", tags={"device": "cam-001"}, start=T0, end=T0 + 30)
+    assert [p.fields["seq"] for p in one] == list(range(1, 30, 3))
+    assert [p.fields["seq"] for p in store.read_points("heartbeat", limit=4)] == [0, 1, 2, 3]
+    assert store.read_points("heartbeat", tags={"device": "nobody"}) == []
+
+
+def test_writing_the_same_point_again_keeps_one_point(store: TimeSeriesStore) -> None:
+    line = encode_point(hb("cam-001", T0, seq=7))
+    store.write_lines([line])
+    store.write_lines([line, line])
+    assert len(store.read_points("heartbeat")) == 1
+
+
+def test_batch_with_an_unparsable_line_is_rejected_with_the_servers_reason(
+    store: TimeSeriesStore,
+) -> None:
+    good = encode_point(hb("cam-001", T0, seq=1))
+    with pytest.raises(RejectedBatchError) as info:
+        store.write_lines([good, "this is not line protocol"])
+    assert "unable to parse" in info.value.reason
+    assert info.value.status == 400
+
+
+def test_field_type_conflict_is_rejected(store: TimeSeriesStore) -> None:
+    store.write_lines([encode_point(hb("cam-001", T0, temp_c=40.5))])
+    with pytest.raises(RejectedBatchError) as info:
+        store.write_lines([encode_point(hb("cam-001", T0 + 1, temp_c="hot"))])
+    assert "conflict" in info.value.reason
