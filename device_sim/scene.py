@@ -14,13 +14,13 @@ import threading
 import zlib
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Final
+from typing import Any, Final
 
 import cv2
 import numpy as np
 import numpy.typing as npt
 
-Image = npt.NDArray[np.uint8]
+Image = npt.NDArray[Any]  # uint8 BGR, H×W×3
 
 VARIANTS: Final = 12
 NOISE_PAD: Final = 16
@@ -214,7 +214,7 @@ class SceneRenderer:
         text = f"{local:%Y-%m-%d %H:%M:%S}  {self.camera_id}"
         scale = self.height / 720 * 0.8
         org = (int(12 * scale / 0.8), int(30 * scale / 0.8))
-        thick = max(1, int(math.ceil(2 * scale)))
+        thick = max(1, math.ceil(2 * scale))
         cv2.putText(img, text, org, cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 0, 0), thick + 2, cv2.LINE_AA)
         cv2.putText(img, text, org, cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), thick, cv2.LINE_AA)
 

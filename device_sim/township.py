@@ -1,0 +1,139 @@
+"""Which devices to simulate: from a township file or from counts (pure apart from reading files).
+
+Read independently of `hub.registry` (a shared mistake could hide otherwise). What
+is read from a township file, YAML or CSV (docs/registry.md):
+
+- YAML: `township:` (or the same keys at the top) with `villages:` → each with
+  `id`, optional `groups:` (each `id` and `devices:`) and `devices:`; plus a
+  top-level `devices:` list for devices in no village. Of a device only `id`,
+  `kind` and `name` are used; `password` (simulator only) is honoured.
+  Devices may also name `village` and `group` themselves.
+- CSV: rows whose `kind` is `camera` or `speaker`, columns `id`, `kind`,
+  `village`, `group` (others ignored).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+KINDS = ("camera", "speaker")
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceSpec:
+    id: str
+    kind: str
+    village: str | None = None
+    group: str | None = None
+    name: str | None = None
+    password: str | None = None
+
+
+class TownshipError(ValueError):
+    pass
+
+
+def _device(d: Any, village: str | None, group: str | None, where: str) -> DeviceSpec:
+    if not isinstance(d, Mapping) or not isinstance(d.get("id"), str):
+        raise TownshipError(f"{where}: a device needs an `id`")
+    kind = d.get("kind")
+    if kind not in KINDS:
+        raise TownshipError(f"{where} ({d['id']}): kind must be camera or speaker, not {kind!r}")
+    pw = d.get("password")
+    return DeviceSpec(id=d["id"], kind=kind, village=d.get("village", village),
+                      group=d.get("group", group), name=d.get("name"),
+                      password=str(pw) if pw is not None else None)
+
+
+def parse_township_yaml(text: str) -> list[DeviceSpec]:
+    data = yaml.safe_load(text) or {}
+    if isinstance(data, Mapping) and "township" in data:
+        data = data["township"]
+    if isinstance(data, list):
+        data = {"devices": data}
+    if not isinstance(data, Mapping):
+        raise TownshipError("a township file is a mapping with `villages` and/or `devices`")
+    out: list[DeviceSpec] = []
+    for vi, v in enumerate(data.get("villages") or []):
+        vid = v.get("id") if isinstance(v, Mapping) else None
+        if not isinstance(vid, str):
+            raise TownshipError(f"villages[{vi}]: needs an `id`")
+        for gi, g in enumerate(v.get("groups") or []):
+            gid = g.get("id") if isinstance(g, Mapping) else None
+            for di, d in enumerate(g.get("devices") or []):
+                out.append(_device(d, vid, gid, f"villages[{vi}].groups[{gi}].devices[{di}]"))
+        for di, d in enumerate(v.get("devices") or []):
+            out.append(_device(d, vid, None, f"villages[{vi}].devices[{di}]"))
+    for di, d in enumerate(data.get("devices") or []):
+        out.append(_device(d, None, None, f"devices[{di}]"))
+    _check_unique(out)
+    return out
+
+
+def parse_township_csv(text: str) -> list[DeviceSpec]:
+    out = [
+        DeviceSpec(id=row["id"].strip(), kind=row["kind"].strip(),
+                   village=(row.get("village") or "").strip() or None,
+                   group=(row.get("group") or "").strip() or None,
+                   name=(row.get("name") or "").strip() or None)
+        for row in csv.DictReader(io.StringIO(text))
+        if (row.get("kind") or "").strip() in KINDS and (row.get("id") or "").strip()
+    ]
+    _check_unique(out)
+    return out
+
+
+def load_township(path: str | Path) -> list[DeviceSpec]:
+    p = Path(path)
+    text = p.read_text(encoding="utf-8")
+    return parse_township_csv(text) if p.suffix.lower() == ".csv" else parse_township_yaml(text)
+
+
+def from_counts(cameras: int, speakers: int, villages: int = 1) -> list[DeviceSpec]:
+    """`cam-0001…`, `spk-0001…` spread round-robin over `v01…`, each village with groups `g1`, `g2`."""
+    villages = max(1, villages)
+    out: list[DeviceSpec] = []
+    for kind, prefix, n in (("camera", "cam", cameras), ("speaker", "spk", speakers)):
+        width = max(4, len(str(n)))
+        for i in range(n):
+            v = i % villages
+            out.append(DeviceSpec(id=f"{prefix}-{i + 1:0{width}d}", kind=kind,
+                                  village=f"v{v + 1:02d}", group=f"v{v + 1:02d}-g{(i // villages) % 2 + 1}"))
+    return out
+
+
+def load_credentials(path: str | Path) -> dict[str, str]:
+    """`{device id: password}` from YAML/JSON, or text lines `id:password` (`#` comments)."""
+    text = Path(path).read_text(encoding="utf-8")
+    try:
+        data = json.loads(text)
+    except ValueError:
+        try:
+            data = yaml.safe_load(text)
+        except yaml.YAMLError:
+            data = None
+    if isinstance(data, Mapping):
+        return {str(k): str(v) for k, v in data.items()}
+    creds: dict[str, str] = {}
+    for line in text.splitlines():
+        line = line.strip()
+        if line and not line.startswith("#") and ":" in line:
+            k, _, v = line.partition(":")
+            creds[k.strip()] = v.strip()
+    return creds
+
+
+def _check_unique(devices: list[DeviceSpec]) -> None:
+    seen: set[str] = set()
+    for d in devices:
+        if d.id in seen:
+            raise TownshipError(f"device id {d.id!r} appears twice")
+        seen.add(d.id)
