@@ -1,0 +1,11 @@
+"""Broadcasts to the smart loudspeakers: scheduling, targeting, arbitration, dispatch, tracking."""
+
+from hub.broadcasts.media import MediaError, MediaStore
+from hub.broadcasts.model import BroadcastSpec, Principal, SpeakerRef, Targets
+from hub.broadcasts.schedule import QuietHours, ScheduleError
+from hub.broadcasts.service import BroadcastConfig, BroadcastService, NotFound
+
+__all__ = [
+    "BroadcastConfig", "BroadcastService", "BroadcastSpec", "MediaError", "MediaStore",
+    "NotFound", "Principal", "QuietHours", "ScheduleError", "SpeakerRef", "Targets",
+]

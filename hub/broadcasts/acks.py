@@ -1,0 +1,59 @@
+"""PROTOCOL §6 acknowledgements: bytes → a validated Ack or a typed Rejection. Pure."""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from typing import Final
+
+from hub.messages import Rejection
+
+ACK_MAX_BYTES: Final = 16 * 1024
+ACK_STATES: Final[frozenset[str]] = frozenset(
+    {"received", "playing", "done", "failed", "rejected", "preempted", "expired"}
+)
+REASON_MAX_CHARS: Final = 256
+
+
+@dataclass(frozen=True, slots=True)
+class Ack:
+    command_id: str
+    state: str
+    ts: float | None = None
+    reason: str = ""
+
+
+def _reject(reason: str, device_id: str, detail: str = "") -> Rejection:
+    return Rejection(kind="ack", reason=reason, device_id=device_id, detail=detail)
+
+
+def parse_ack(payload: bytes, device_id: str) -> Ack | Rejection:
+    """`{"id": "...", "state": "...", "ts": 1.0, "reason": "..."}` → Ack.
+
+    `id` and `state` are required; a bad `ts` or `reason` drops only that field
+    (the state is what matters for delivery tracking). Unknown fields are ignored.
+    """
+    if len(payload) > ACK_MAX_BYTES:
+        return _reject("too_large", device_id, f"{len(payload)} bytes")
+    try:
+        obj = json.loads(payload)
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
+        return _reject("not_json", device_id)
+    if not isinstance(obj, dict):
+        return _reject("not_object", device_id, type(obj).__name__)
+    cid = obj.get("id")
+    if not isinstance(cid, str) or not 0 < len(cid) <= 64:
+        return _reject("bad_id", device_id, repr(cid)[:80])
+    state = obj.get("state")
+    if not isinstance(state, str) or state not in ACK_STATES:
+        return _reject("bad_state", device_id, repr(state)[:80])
+    ts = obj.get("ts")
+    ts_ok = isinstance(ts, int | float) and not isinstance(ts, bool) and math.isfinite(ts) and ts > 0
+    reason = obj.get("reason")
+    return Ack(
+        command_id=cid,
+        state=state,
+        ts=float(ts) if ts_ok else None,  # type: ignore[arg-type]
+        reason=reason[:REASON_MAX_CHARS] if isinstance(reason, str) else "",
+    )

@@ -1,0 +1,248 @@
+"""Per-speaker runtime: applies the arbiter's decisions, sends commands, follows acks.
+
+Not thread-safe by itself: the BroadcastService calls it under its lock. Every state change
+is collected and handed out by `drain()` so the service can persist it in one batch and
+emit the `delivery` points, events and alerts.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from hub.broadcasts.arbiter import Item, decide, next_from_queue
+from hub.broadcasts.model import BUSY_STATES, Delivery, IsOnline, Publisher, may_move
+from hub.topics import Topics
+
+log = logging.getLogger(__name__)
+
+STOP_TTL_S = 60.0
+
+
+def new_command_id() -> str:
+    return uuid.uuid4().hex
+
+
+@dataclass(slots=True)
+class Change:
+    delivery: Delivery
+    old: str
+    ts: float
+
+
+@dataclass(slots=True)
+class SpeakerRuntime:
+    current: str | None = None  # command id occupying the speaker (sent/received/playing)
+    queue: set[str] = field(default_factory=set)  # due, waiting for the speaker to be free
+    offline: set[str] = field(default_factory=set)  # due while it was offline
+
+
+def _item(d: Delivery) -> Item:
+    return Item(d.command_id, d.broadcast_id, d.priority, d.due_at, d.expires_at)
+
+
+class Dispatcher:
+    def __init__(
+        self, *, topics: Topics, publish: Publisher, is_online: IsOnline,
+        play_body: Callable[[Delivery], dict[str, Any]], ack_timeout_s: float,
+    ) -> None:
+        self.topics = topics
+        self._publish = publish
+        self._is_online = is_online
+        self._play_body = play_body
+        self.ack_timeout_s = ack_timeout_s
+        self.open: dict[str, Delivery] = {}
+        self.speakers: dict[str, SpeakerRuntime] = {}
+        self.stop_ids: dict[str, float] = {}
+        self.changes: list[Change] = []
+        self.sent_count = 0
+
+    # --- bookkeeping ------------------------------------------------------------
+    def _rt(self, device_id: str) -> SpeakerRuntime:
+        rt = self.speakers.get(device_id)
+        if rt is None:
+            rt = self.speakers[device_id] = SpeakerRuntime()
+        return rt
+
+    def set_state(self, d: Delivery, state: str, ts: float, reason: str | None = None,
+                  *, from_device: bool = False, force: bool = False) -> bool:
+        if not force and not may_move(d.state, state, from_device=from_device):
+            return False
+        old = d.state
+        d.state = state
+        d.updated_at = ts
+        if reason is not None:
+            d.reason = reason
+        rt = self._rt(d.device_id)
+        if d.terminal:
+            self.open.pop(d.command_id, None)
+            rt.queue.discard(d.command_id)
+            rt.offline.discard(d.command_id)
+        else:
+            self.open[d.command_id] = d
+        self.changes.append(Change(d, old, ts))
+        return True
+
+    def drain(self) -> list[Change]:
+        out, self.changes = self.changes, []
+        return out
+
+    def load(self, deliveries: list[Delivery]) -> None:
+        """Rebuild the runtime from the open deliveries stored before a restart."""
+        for d in deliveries:
+            self.open[d.command_id] = d
+            rt = self._rt(d.device_id)
+            if d.state in BUSY_STATES:
+                if rt.current is None or self.open[rt.current].priority < d.priority:
+                    rt.current = d.command_id
+            elif d.state == "offline":
+                rt.offline.add(d.command_id)
+
+    def add(self, d: Delivery) -> None:
+        self.open[d.command_id] = d
+        self._rt(d.device_id)
+
+    def current_item(self, device_id: str) -> Item | None:
+        cid = self._rt(device_id).current
+        d = self.open.get(cid) if cid else None
+        return _item(d) if d is not None else None
+
+    # --- commands ---------------------------------------------------------------
+    def _send(self, device_id: str, body: dict[str, Any]) -> None:
+        payload = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
+        self._publish(self.topics.cmd(device_id), payload, 1, False, None)
+        self.sent_count += 1
+
+    def send_play(self, d: Delivery, now: float) -> None:
+        body = self._play_body(d)
+        body.update(id=d.command_id, action="play", ts=now, expires_at=d.expires_at)
+        self._send(d.device_id, body)
+        d.sent_at = now
+        d.send_count += 1
+        if d.state in ("pending", "offline"):
+            self.set_state(d, "sent", now, "")
+        else:
+            self.changes.append(Change(d, d.state, now))  # resend: persist send_count
+
+    def send_stop(self, device_id: str, broadcast_id: str, now: float) -> None:
+        sid = new_command_id()
+        self.stop_ids[sid] = now
+        self._send(device_id, {"id": sid, "action": "stop", "ts": now,
+                               "expires_at": now + STOP_TTL_S, "broadcast_id": broadcast_id})
+
+    # --- arbitration -------------------------------------------------------------
+    def serve(self, d: Delivery, now: float) -> str:
+        """A delivery is due on its speaker now: apply the arbiter's decision."""
+        rt = self._rt(d.device_id)
+        decision = decide(_item(d), online=self._is_online(d.device_id),
+                          current=self.current_item(d.device_id), now=now)
+        if decision.kind == "expired":
+            self.set_state(d, "expired", now, d.reason or "not_served_in_time")
+        elif decision.kind == "offline":
+            rt.queue.discard(d.command_id)
+            rt.offline.add(d.command_id)
+            self.set_state(d, "offline", now)
+        elif decision.kind == "queue":
+            assert decision.behind is not None
+            rt.queue.add(d.command_id)
+            reason = f"waiting_for:{decision.behind.broadcast_id}"
+            if d.reason != reason:
+                d.reason = reason
+                self.changes.append(Change(d, d.state, now))
+        else:
+            if decision.kind == "preempt":
+                assert decision.stop is not None
+                self.send_stop(d.device_id, decision.stop.broadcast_id, now)
+                stopped = self.open.get(decision.stop.command_id)
+                if stopped is not None:
+                    self.set_state(stopped, "preempted", now, f"preempted_by:{d.broadcast_id}")
+            rt.queue.discard(d.command_id)
+            rt.offline.discard(d.command_id)
+            rt.current = d.command_id
+            self.send_play(d, now)
+        return decision.kind
+
+    def release(self, device_id: str, command_id: str, now: float) -> None:
+        """The speaker finished `command_id`: give it the best waiting item."""
+        rt = self._rt(device_id)
+        if rt.current != command_id:
+            return
+        rt.current = None
+        self.serve_queue(device_id, now)
+
+    def serve_queue(self, device_id: str, now: float) -> None:
+        rt = self._rt(device_id)
+        if rt.current is not None or not rt.queue:
+            return
+        waiting = [_item(self.open[c]) for c in rt.queue if c in self.open]
+        nxt, expired, _rest = next_from_queue(waiting, now)
+        for i in expired:
+            self.set_state(self.open[i.command_id], "expired", now, "waited_too_long")
+        if nxt is not None:
+            self.serve(self.open[nxt.command_id], now)
+
+    # --- device input ------------------------------------------------------------
+    def on_ack(self, d: Delivery, state: str, reason: str, now: float) -> bool:
+        moved = self.set_state(d, state, now, reason or None, from_device=True)
+        rt = self._rt(d.device_id)
+        if moved and state in ("received", "playing") and rt.current is None:
+            rt.current = d.command_id
+        if d.terminal:
+            self.release(d.device_id, d.command_id, now)
+        return moved
+
+    def on_heartbeat(self, device_id: str, state: str | None, playing: str | None,
+                     now: float) -> None:
+        rt = self._rt(device_id)
+        if playing:
+            d = self.open.get(playing)
+            if d is not None and d.device_id == device_id and d.state in ("sent", "received"):
+                self.set_state(d, "playing", now, from_device=True)
+                rt.current = rt.current or d.command_id
+        elif state == "idle" and rt.current is not None:
+            d = self.open.get(rt.current)
+            if d is not None and d.state == "playing":
+                # It played and is now idle: its final ack was lost.
+                self.set_state(d, "done", now, "inferred_from_heartbeat", from_device=True)
+                self.release(device_id, d.command_id, now)
+
+    def on_reconnect(self, device_id: str, now: float) -> None:
+        rt = self._rt(device_id)
+        waiting = sorted((self.open[c] for c in rt.offline if c in self.open),
+                         key=lambda d: _item(d).sort_key())
+        rt.offline.clear()
+        for d in waiting:
+            self.set_state(d, "pending", now, "reconnected", force=True)
+            self.serve(d, now)
+
+    def check_timeouts(self, now: float) -> None:
+        """Resend plays whose `received` ack is late; expire what can no longer start."""
+        for d in list(self.open.values()):
+            if d.state == "sent":
+                if now >= d.expires_at:
+                    self.set_state(d, "expired", now, "no_ack")
+                    self.release(d.device_id, d.command_id, now)
+                elif (d.sent_at is not None and now - d.sent_at >= self.ack_timeout_s
+                      and self._is_online(d.device_id)):
+                    log.info("no received ack from %s for %s; resending", d.device_id, d.command_id)
+                    self.send_play(d, now)
+            elif d.state == "offline" and now >= d.expires_at:
+                self.set_state(d, "expired", now, "offline_until_expiry")
+            elif (d.state == "pending" and d.command_id in self._rt(d.device_id).queue
+                  and now >= d.expires_at):
+                self.set_state(d, "expired", now, "waited_too_long")
+        for sid, at in list(self.stop_ids.items()):
+            if now - at > STOP_TTL_S * 10:
+                del self.stop_ids[sid]
+
+    def due_pending(self, now: float) -> list[Delivery]:
+        """Pending deliveries whose time has come and that are not already waiting in a queue."""
+        out = [d for d in self.open.values()
+               if d.state == "pending" and d.due_at <= now
+               and d.command_id not in self._rt(d.device_id).queue]
+        out.sort(key=lambda d: _item(d).sort_key())
+        return out

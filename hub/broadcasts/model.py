@@ -1,0 +1,171 @@
+"""Plain values of the broadcast domain: what the service, store and API pass around."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Final, Literal, Protocol
+
+from hub.messages import Point
+
+EMERGENCY_PRIORITY: Final = 8
+
+# PROTOCOL §7 delivery states, in the order a delivery moves through them.
+DELIVERY_STATES: Final[tuple[str, ...]] = (
+    "pending", "offline", "sent", "received", "playing",
+    "done", "failed", "rejected", "preempted", "expired",
+)
+TERMINAL_STATES: Final[frozenset[str]] = frozenset({"done", "failed", "rejected", "preempted", "expired"})
+# Where a speaker is (or is about to be) busy with a play command.
+BUSY_STATES: Final[frozenset[str]] = frozenset({"sent", "received", "playing"})
+_RANK: Final[dict[str, int]] = {
+    "pending": 0, "offline": 0, "sent": 1, "received": 2, "playing": 3,
+    "done": 4, "failed": 4, "rejected": 4, "preempted": 4, "expired": 4,
+}
+
+QuietPolicy = Literal["postpone", "skip"]
+BroadcastStatus = Literal["active", "finished", "cancelled"]
+OccurrenceStatus = Literal["fired", "missed", "cancelled"]
+
+
+def state_rank(state: str) -> int:
+    return _RANK.get(state, 0)
+
+
+def may_move(old: str, new: str, *, from_device: bool) -> bool:
+    """Delivery states only move forward; a terminal state is final.
+
+    One exception: `expired` decided by the hub (no ack in time) yields to what the speaker
+    itself reports later (the broker may have held the command while the hub gave up).
+    """
+    if old == new:
+        return False
+    if old in TERMINAL_STATES:
+        return from_device and old == "expired" and new in ("received", "playing", "done", "failed")
+    return state_rank(new) >= state_rank(old)
+
+
+@dataclass(frozen=True, slots=True)
+class SpeakerRef:
+    """A loudspeaker as the registry knows it (the lead adapts the registry to this)."""
+
+    id: str
+    village: str | None = None
+    group: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Targets:
+    all: bool = False
+    villages: tuple[str, ...] = ()
+    groups: tuple[str, ...] = ()
+    devices: tuple[str, ...] = ()
+
+    def matches(self, s: SpeakerRef) -> bool:
+        return (
+            self.all
+            or (s.village is not None and s.village in self.villages)
+            or (s.group is not None and s.group in self.groups)
+            or s.id in self.devices
+        )
+
+
+def resolve_targets(targets: Targets, speakers: list[SpeakerRef]) -> list[SpeakerRef]:
+    """Speakers a broadcast reaches, each once, in a stable order (pure; done at fire time)."""
+    seen: dict[str, SpeakerRef] = {}
+    for s in speakers:
+        if s.id not in seen and targets.matches(s):
+            seen[s.id] = s
+    return sorted(seen.values(), key=lambda s: s.id)
+
+
+@dataclass(frozen=True, slots=True)
+class BroadcastSpec:
+    """What an operator asked for (validated by the API models)."""
+
+    title: str
+    media: dict[str, Any]  # PROTOCOL §6 media object, as sent to the speakers
+    targets: Targets
+    priority: int = 3
+    volume: int = 70
+    repeat: int = 1
+    start: str | None = None  # ISO 8601; None = now
+    rrule: str | None = None
+    tz: str | None = None  # IANA zone the rrule is evaluated in (default: see schedule.py)
+    quiet_hours: QuietPolicy = "postpone"
+    valid_for_s: float = 1800.0  # how long after its due time a play may still start
+
+    @property
+    def emergency(self) -> bool:
+        return self.priority >= EMERGENCY_PRIORITY
+
+
+@dataclass(slots=True)
+class Delivery:
+    """One occurrence's play on one speaker (mutable: the service moves its state)."""
+
+    command_id: str
+    occurrence_id: str
+    broadcast_id: str
+    device_id: str
+    village: str
+    group: str
+    priority: int
+    state: str
+    due_at: float  # not before (quiet hours may postpone it)
+    expires_at: float
+    sent_at: float | None = None
+    send_count: int = 0
+    updated_at: float = 0.0
+    reason: str = ""
+
+    @property
+    def terminal(self) -> bool:
+        return self.state in TERMINAL_STATES
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    name: str
+    role: str
+
+
+# --- the collaborators the service is built with ---------------------------------
+
+class Publisher(Protocol):
+    def __call__(
+        self, topic: str, payload: bytes, qos: int = 1, retain: bool = False,
+        properties: dict[str, str] | None = None,
+    ) -> object: ...
+
+
+class AlertSink(Protocol):
+    def raise_alert(
+        self, key: str, *, device_id: str | None, type: str, severity: str, message: str, ts: float
+    ) -> object: ...
+
+    def clear_alert(self, key: str, ts: float) -> object: ...
+
+
+class EventSink(Protocol):
+    def publish(self, type_: str, data: dict[str, Any], ts: float | None = None) -> None: ...
+
+
+ListSpeakers = Callable[[], list[SpeakerRef]]
+IsOnline = Callable[[str], bool]
+EmitPoints = Callable[[list[Point]], None]
+
+
+@dataclass(slots=True)
+class NullAlerts:
+    """Stand-in when no alert book is wired (keeps what it was told, for tests)."""
+
+    raised: dict[str, str] = field(default_factory=dict)
+
+    def raise_alert(
+        self, key: str, *, device_id: str | None, type: str, severity: str, message: str, ts: float
+    ) -> None:
+        self.raised[key] = message
+
+    def clear_alert(self, key: str, ts: float) -> None:
+        self.raised.pop(key, None)
