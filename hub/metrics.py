@@ -57,3 +57,37 @@ devices_by_status = Gauge(
 )
 alerts_open = Gauge("vh_alerts_open", "Open alerts", registry=REGISTRY)
 mqtt_connected = Gauge("vh_mqtt_connected", "1 while the hub's MQTT client is connected", registry=REGISTRY)
+messages_accepted = Counter(
+    "vh_messages_accepted", "Messages accepted by their handler (heartbeat, status, event, ack)",
+    ["kind"], registry=REGISTRY,
+)
+
+# --- camera snapshots (hub/snapshots) ---
+snapshots_received = Counter(
+    "vh_snapshots_received", "Snapshot payloads offered to the snapshot service", registry=REGISTRY
+)
+snapshots_rejected = Counter(
+    "vh_snapshots_rejected", "Snapshots refused (also counted in vh_messages_rejected{kind=snapshot})",
+    ["reason"], registry=REGISTRY,
+)
+snapshots_superseded = Counter(
+    "vh_snapshots_superseded", "Snapshots replaced in a camera's latest-wins slot before analysis",
+    registry=REGISTRY,
+)
+snapshots_analysed = Counter(
+    "vh_snapshots_analysed", "Snapshots decoded, analysed and stored", registry=REGISTRY
+)
+snapshot_analysis_seconds = Histogram(
+    "vh_snapshot_analysis_seconds", "Decode + analysis + thumbnail time of one snapshot", registry=REGISTRY,
+    buckets=(0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1),
+)
+snapshots_pending = Gauge(
+    "vh_snapshots_pending", "Cameras with a snapshot waiting for analysis", registry=REGISTRY
+)
+snapshots_pending_bytes = Gauge(
+    "vh_snapshots_pending_bytes", "Bytes of snapshots waiting for analysis", registry=REGISTRY
+)
+cameras_by_health = Gauge(
+    "vh_cameras_by_health", "Cameras by image health (ok, dark, blurred, covered, frozen, moved, stale)",
+    ["health"], registry=REGISTRY,
+)

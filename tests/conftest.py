@@ -11,7 +11,7 @@ import pytest
 # Keep OpenCV from allocating huge images anywhere in the test process.
 os.environ.setdefault("OPENCV_IO_MAX_IMAGE_PIXELS", str(40_000_000))
 
-from tests.servers import InfluxServer, MosquittoServer  # noqa: E402
+from tests.servers import InfluxServer, MosquittoServer
 
 
 @pytest.fixture(scope="session")

@@ -1,0 +1,1 @@
+"""The HTTP API (FastAPI): an app factory and one router per resource."""

@@ -1,0 +1,86 @@
+"""The township at a glance: counts by kind, village and status; alerts; broadcasts; 24 h history."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from fastapi import APIRouter, Query
+
+from hub.api.deps import ServicesDep, Viewer
+from hub.services import Services
+
+OVERVIEW_CACHE_S = 1.0  # the wall screen and many clients may ask at once; counts change slowly
+
+
+def _zero() -> dict[str, int]:
+    return {"online": 0, "offline": 0, "unknown": 0, "total": 0}
+
+
+def compute_overview(services: Services) -> dict[str, Any]:
+    statuses = services.live.statuses()
+    by_kind: dict[str, dict[str, int]] = {"camera": _zero(), "speaker": _zero()}
+    villages: dict[str, dict[str, Any]] = {}
+    for v in services.registry.villages():
+        villages[v.id] = {"id": v.id, "name": v.name, "lat": v.lat, "lon": v.lon,
+                          "camera": _zero(), "speaker": _zero(), "alerts_open": 0}
+    for dev in services.registry.devices():
+        status = statuses.get(dev.id, ("unknown", None))[0]
+        kind = dev.kind if dev.kind in by_kind else None
+        if kind is None:
+            continue
+        by_kind[kind][status] += 1
+        by_kind[kind]["total"] += 1
+        if dev.village and dev.village in villages:
+            villages[dev.village][kind][status] += 1
+            villages[dev.village][kind]["total"] += 1
+    open_alerts = services.alerts.open_alerts()
+    for a in open_alerts:
+        if a.village and a.village in villages:
+            villages[a.village]["alerts_open"] += 1
+    broadcasts: dict[str, Any] = {"playing": [], "next": [], "today": 0}
+    if services.broadcasts is not None and hasattr(services.broadcasts, "overview"):
+        broadcasts = services.broadcasts.overview(services.clock.now())
+    mqtt_ok = bool(services.mqtt and services.mqtt.connected.is_set())
+    return {
+        "township": services.settings.township_name,
+        "ts": services.clock.now(),
+        "devices": by_kind,
+        "villages": list(villages.values()),
+        "alerts_open": len(open_alerts),
+        "broadcasts": broadcasts,
+        "health": {"mqtt": mqtt_ok, "store": services.writer.state == "ok", "store_kind": services.store.name},
+    }
+
+
+class OverviewCache:
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._at = -1e9
+        self._value: dict[str, Any] | None = None
+
+    def get(self, services: Services) -> dict[str, Any]:
+        now = services.clock.monotonic()
+        with self._lock:
+            if self._value is not None and now - self._at < OVERVIEW_CACHE_S:
+                return self._value
+        value = compute_overview(services)
+        with self._lock:
+            self._value, self._at = value, now
+        return value
+
+
+def build_router() -> APIRouter:
+    router = APIRouter(prefix="/api/v1", tags=["overview"])
+    cache = OverviewCache()
+
+    @router.get("/overview", summary="Counts online/offline by kind and village, open alerts, broadcasts")
+    def overview(services: ServicesDep, _: Viewer) -> dict[str, Any]:
+        return cache.get(services)
+
+    @router.get("/stats/history", summary="Per-minute fleet history for the wall screen's 24 h charts")
+    def history(services: ServicesDep, _: Viewer, hours: float = Query(24, gt=0, le=24)) -> dict[str, Any]:
+        since = services.clock.now() - hours * 3600
+        return {"every": 60, "points": services.live.history(since)}
+
+    return router

@@ -1,0 +1,179 @@
+"""API tokens and roles (PROTOCOL §7): viewer < operator < admin.
+
+Tokens are random 256-bit strings shown once; only their SHA-256 is stored
+(`<data_dir>/hub.db`). `VH_BOOTSTRAP_TOKEN`, when set, is accepted as an admin token.
+Failed authentications are rate-limited per client address.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+import sqlite3
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Final, Literal
+
+Role = Literal["viewer", "operator", "admin"]
+ROLES: Final[tuple[Role, ...]] = ("viewer", "operator", "admin")
+_RANK: Final = {r: i for i, r in enumerate(ROLES)}
+TOKEN_PREFIX: Final = "vh_"
+
+
+def role_allows(have: str, need: str) -> bool:
+    return _RANK.get(have, -1) >= _RANK[need]
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    name: str
+    role: Role
+    token_id: str  # first chars of the hash; names the token in logs and audits
+
+    def allows(self, need: Role) -> bool:
+        return role_allows(self.role, need)
+
+
+@dataclass(frozen=True, slots=True)
+class TokenInfo:
+    token_id: str
+    name: str
+    role: Role
+    created_at: float
+    revoked_at: float | None
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS tokens (
+  hash TEXT PRIMARY KEY,
+  name TEXT NOT NULL,
+  role TEXT NOT NULL,
+  created_at REAL NOT NULL,
+  revoked_at REAL
+);
+CREATE TABLE IF NOT EXISTS audit (
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  ts REAL NOT NULL,
+  actor TEXT NOT NULL,
+  role TEXT NOT NULL,
+  action TEXT NOT NULL,
+  target TEXT,
+  detail TEXT
+);
+"""
+
+
+class TokenStore:
+    def __init__(self, db_path: Path, bootstrap_token: str | None = None) -> None:
+        db_path.parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(str(db_path), check_same_thread=False, isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.executescript(_SCHEMA)
+        self._lock = threading.Lock()
+        self._bootstrap_hash = hash_token(bootstrap_token) if bootstrap_token else None
+        self._cache: dict[str, Principal] = {}
+
+    def create(self, name: str, role: Role, now: float | None = None) -> str:
+        if role not in ROLES:
+            raise ValueError(f"role must be one of {', '.join(ROLES)}")
+        if not name or len(name) > 64:
+            raise ValueError("name must be 1–64 characters")
+        token = TOKEN_PREFIX + secrets.token_urlsafe(32)
+        with self._lock:
+            self._db.execute(
+                "INSERT INTO tokens(hash, name, role, created_at) VALUES (?,?,?,?)",
+                (hash_token(token), name, role, now or time.time()),
+            )
+        return token
+
+    def authenticate(self, token: str | None) -> Principal | None:
+        if not token or len(token) > 256:
+            return None
+        digest = hash_token(token)
+        if self._bootstrap_hash and hmac.compare_digest(digest, self._bootstrap_hash):
+            return Principal("bootstrap", "admin", digest[:12])
+        with self._lock:
+            cached = self._cache.get(digest)
+            if cached:
+                return cached
+            row = self._db.execute(
+                "SELECT name, role FROM tokens WHERE hash=? AND revoked_at IS NULL", (digest,)
+            ).fetchone()
+            if row is None:
+                return None
+            principal = Principal(row[0], row[1], digest[:12])
+            self._cache[digest] = principal
+            return principal
+
+    def list(self) -> list[TokenInfo]:
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT substr(hash,1,12), name, role, created_at, revoked_at FROM tokens ORDER BY created_at"
+            ).fetchall()
+        return [TokenInfo(*r) for r in rows]
+
+    def revoke(self, token_id: str, now: float | None = None) -> bool:
+        if len(token_id) < 8:
+            return False
+        with self._lock:
+            cur = self._db.execute(
+                "UPDATE tokens SET revoked_at=? WHERE hash LIKE ? AND revoked_at IS NULL",
+                (now or time.time(), token_id + "%"),
+            )
+            self._cache.clear()
+            return cur.rowcount > 0
+
+    def audit(self, actor: Principal, action: str, target: str | None = None, detail: str = "") -> None:
+        with self._lock:
+            self._db.execute(
+                "INSERT INTO audit(ts, actor, role, action, target, detail) VALUES (?,?,?,?,?,?)",
+                (time.time(), actor.name, actor.role, action, target, detail[:2000]),
+            )
+
+    def audit_log(self, limit: int = 200) -> list[dict[str, object]]:
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT ts, actor, role, action, target, detail FROM audit ORDER BY id DESC LIMIT ?", (limit,)
+            ).fetchall()
+        return [dict(zip(("ts", "actor", "role", "action", "target", "detail"), r, strict=True)) for r in rows]
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+
+class FailureLimiter:
+    """At most `limit` failed authentications per client address in `window_s` seconds."""
+
+    def __init__(self, limit: int = 30, window_s: float = 60.0, max_clients: int = 10_000) -> None:
+        self.limit = limit
+        self.window_s = window_s
+        self.max_clients = max_clients
+        self._failures: dict[str, deque[float]] = {}
+        self._lock = threading.Lock()
+
+    def blocked(self, client: str, now: float) -> float | None:
+        """Seconds to wait when `client` is over the limit, else None."""
+        with self._lock:
+            q = self._failures.get(client)
+            if not q:
+                return None
+            while q and q[0] <= now - self.window_s:
+                q.popleft()
+            if len(q) >= self.limit:
+                return max(1.0, q[0] + self.window_s - now)
+            return None
+
+    def record_failure(self, client: str, now: float) -> None:
+        with self._lock:
+            if client not in self._failures and len(self._failures) >= self.max_clients:
+                self._failures.pop(next(iter(self._failures)))
+            self._failures.setdefault(client, deque()).append(now)

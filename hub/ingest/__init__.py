@@ -1,0 +1,1 @@
+"""Ingest: from InboundMessage to stored points, live state, alerts and events."""

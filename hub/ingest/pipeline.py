@@ -1,0 +1,262 @@
+"""The ingest pipeline: a table from channel to handler, run by worker threads in batches.
+
+Each batch: handlers turn messages into line-protocol lines (and update live state,
+alerts, events); the lines are made durable (`DurableWriter.write_durable`); only then
+are the batch's QoS 1 messages acknowledged to the broker. A handler never raises out
+of the pipeline: an internal error is counted and logged, and the batch goes on.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+from collections.abc import Callable
+
+from hub import metrics
+from hub.devevents import ALERTING, CLEARS, DeviceEvent, parse_event
+from hub.heartbeat import Heartbeat, heartbeat_point_fields, parse_heartbeat
+from hub.ingest.rejections import RejectionLog
+from hub.messages import InboundMessage, Point
+from hub.presence import Transition
+from hub.services import Services
+from hub.tsdb.lineprotocol import encode_point
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[InboundMessage, list[str]], None]
+
+
+class Ingest:
+    """Turns messages into points and state. Thread-safe; used by every ingest worker."""
+
+    def __init__(self, services: Services) -> None:
+        self.s = services
+        self.rejections = RejectionLog()
+        self.handlers: dict[str, Handler] = {
+            "heartbeat": self.on_heartbeat,
+            "status": self.on_status,
+            "event": self.on_event,
+            "ack": self.on_ack,
+            "snapshot": self.on_snapshot,
+        }
+
+    # --- helpers -----------------------------------------------------------------------
+    def tags(self, device_id: str, kind: str | None) -> dict[str, str]:
+        dev = self.s.registry.get(device_id)
+        if dev is None and kind in ("camera", "speaker"):
+            dev = self.s.registry.note_unregistered(device_id, kind)  # type: ignore[arg-type]
+        if dev is None:
+            tags = {"device": device_id, "village": "", "village_group": ""}
+        else:
+            tags = {"device": device_id, "village": dev.village or "", "village_group": dev.group or ""}
+        k = kind or (dev.kind if dev else None)
+        if k:
+            tags["kind"] = k
+        return tags
+
+    def handle(self, msg: InboundMessage, lines: list[str]) -> None:
+        handler = self.handlers.get(msg.channel)
+        if handler is None:
+            self.rejections.reject("topic", "bad_channel", msg.device_id)
+            return
+        try:
+            handler(msg, lines)
+        except Exception as exc:  # never let one message stop ingestion
+            metrics.messages_rejected.labels(kind=msg.channel, reason="internal_error").inc()
+            log.exception("internal error handling %s from %s: %s", msg.channel, msg.device_id, exc)
+
+    # --- heartbeat ---------------------------------------------------------------------
+    def on_heartbeat(self, msg: InboundMessage, lines: list[str]) -> None:
+        result = parse_heartbeat(msg.device_id, msg.payload, msg.received_at,
+                                 skew_limit_s=self.s.settings.clock_skew_s)
+        if not isinstance(result, Heartbeat):
+            self.rejections.reject("heartbeat", result.reason, msg.device_id, result.detail)
+            return
+        for fr in result.rejected:
+            self.rejections.reject_field(fr.field, fr.reason, msg.device_id)
+        if result.clock_skew_s is not None:
+            metrics.clock_skew.labels(kind="heartbeat").inc()
+        outcome = self.s.live.on_heartbeat(result)
+        if outcome.lost:
+            metrics.heartbeats_lost.inc(outcome.lost)
+        tags = self.tags(msg.device_id, result.kind)
+        fields = heartbeat_point_fields(result)
+        if not fields:
+            fields = {"seq": -1} if result.seq is None else fields
+        lines.append(encode_point(Point("heartbeat", tags, fields, result.time)))
+        if outcome.transition:
+            self.on_transition(outcome.transition, lines, tags)
+        if self.s.broadcasts is not None and result.kind == "speaker":
+            self.s.broadcasts.on_speaker_heartbeat(
+                msg.device_id, result.fields.get("state"), result.fields.get("playing"), msg.received_at
+            )
+        metrics.messages_accepted.labels(kind="heartbeat").inc()
+
+    # --- status / presence -------------------------------------------------------------
+    def on_status(self, msg: InboundMessage, lines: list[str]) -> None:
+        try:
+            text = msg.payload.decode("utf-8").strip()
+        except UnicodeDecodeError:
+            self.rejections.reject("status", "not_utf8", msg.device_id)
+            return
+        if text not in ("online", "offline"):
+            self.rejections.reject("status", "bad_value", msg.device_id, repr(text[:32]))
+            return
+        t = self.s.live.on_status(msg.device_id, text, msg.received_at)
+        if t:
+            self.on_transition(t, lines)
+        metrics.messages_accepted.labels(kind="status").inc()
+
+    def on_transition(self, t: Transition, lines: list[str], tags: dict[str, str] | None = None) -> None:
+        if tags is None:
+            dev = self.s.registry.get(t.device_id)
+            tags = self.tags(t.device_id, dev.kind if dev else None)
+        online = t.status == "online"
+        lines.append(encode_point(Point("presence", tags, {"online": online, "reason": t.reason}, t.ts)))
+        key = f"offline:{t.device_id}"
+        dev = self.s.registry.get(t.device_id)
+        name = dev.name if dev and dev.name else t.device_id
+        if online:
+            self.s.alerts.clear_alert(key, t.ts)
+        else:
+            why = {"will": "断开连接（遗嘱消息）", "timeout": "心跳超时", "status": "离线"}.get(t.reason, t.reason)
+            self.s.alerts.raise_alert(key, device_id=t.device_id, type="offline", severity="warning",
+                                      message=f"{name} 离线：{why}", ts=t.ts)
+        self.s.bus.publish("presence", {
+            "device": t.device_id, "kind": tags.get("kind"), "village": tags.get("village") or None,
+            "status": t.status, "reason": t.reason,
+        }, t.ts)
+        if self.s.broadcasts is not None:
+            self.s.broadcasts.on_presence(t.device_id, online, t.ts)
+
+    def sweep(self, now: float) -> list[str]:
+        """Presence timeouts; returns the lines to store."""
+        lines: list[str] = []
+        for t in self.s.live.sweep(now):
+            try:
+                self.on_transition(t, lines)
+            except Exception:
+                log.exception("internal error on presence transition of %s", t.device_id)
+        return lines
+
+    # --- events ------------------------------------------------------------------------
+    def on_event(self, msg: InboundMessage, lines: list[str]) -> None:
+        result = parse_event(msg.device_id, msg.payload, msg.received_at,
+                             skew_limit_s=self.s.settings.clock_skew_s)
+        if not isinstance(result, DeviceEvent):
+            self.rejections.reject("event", result.reason, msg.device_id, result.detail)
+            return
+        self.s.live.touch(msg.device_id, msg.received_at)
+        tags = self.tags(msg.device_id, None)
+        tags["type"] = result.type
+        lines.append(encode_point(Point("event", tags, {"detail": result.detail_json}, result.time)))
+        severity = ALERTING.get(result.type)
+        dev = self.s.registry.get(msg.device_id)
+        name = dev.name if dev and dev.name else msg.device_id
+        if severity:
+            self.s.alerts.raise_alert(f"{result.type}:{msg.device_id}", device_id=msg.device_id,
+                                      type=result.type, severity=severity,
+                                      message=f"{name}：{_EVENT_LABELS.get(result.type, result.type)}",
+                                      ts=result.time)
+        cleared = CLEARS.get(result.type)
+        if cleared:
+            self.s.alerts.clear_alert(f"{cleared}:{msg.device_id}", result.time)
+        self.s.bus.publish("device_event", {"device": msg.device_id, "type": result.type,
+                                            "detail": result.detail_json}, result.time)
+        metrics.messages_accepted.labels(kind="event").inc()
+
+    # --- acks and snapshots go to their services ----------------------------------------
+    def on_ack(self, msg: InboundMessage, lines: list[str]) -> None:
+        self.s.live.touch(msg.device_id, msg.received_at)
+        if self.s.broadcasts is None:
+            self.rejections.reject("ack", "no_broadcast_service", msg.device_id)
+            return
+        self.s.broadcasts.on_ack(msg.device_id, msg.payload, msg.received_at)
+        metrics.messages_accepted.labels(kind="ack").inc()
+
+    def on_snapshot(self, msg: InboundMessage, lines: list[str]) -> None:
+        self.s.live.touch(msg.device_id, msg.received_at, kind="camera")
+        if self.s.snapshots is None:
+            self.rejections.reject("snapshot", "no_snapshot_service", msg.device_id)
+            return
+        self.s.snapshots.offer(msg)
+
+
+_EVENT_LABELS = {"tamper": "防拆报警", "fault": "设备故障", "power_loss": "断电"}
+
+
+class IngestWorker:
+    """One thread: drain the inbox in batches, handle, make durable, then acknowledge."""
+
+    def __init__(
+        self,
+        ingest: Ingest,
+        inbox: queue.Queue[InboundMessage],
+        ack: Callable[[int, int], None],
+        *,
+        batch_size: int = 5000,
+        flush_s: float = 0.2,
+        name: str = "ingest",
+    ) -> None:
+        self.ingest = ingest
+        self.inbox = inbox
+        self.ack = ack
+        self.batch_size = batch_size
+        self.flush_s = flush_s
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self.batches = 0
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Finish what is queued (bounded by `timeout`), then stop."""
+        self._stop.set()
+        self._thread.join(timeout)
+
+    def _drain(self) -> list[InboundMessage]:
+        try:
+            first = self.inbox.get(timeout=self.flush_s)
+        except queue.Empty:
+            return []
+        batch = [first]
+        deadline = self.ingest.s.clock.monotonic() + self.flush_s
+        while len(batch) < self.batch_size:
+            try:
+                batch.append(self.inbox.get_nowait())
+            except queue.Empty:
+                if self.ingest.s.clock.monotonic() >= deadline or self._stop.is_set():
+                    break
+                try:
+                    batch.append(self.inbox.get(timeout=0.01))
+                except queue.Empty:
+                    continue
+        return batch
+
+    def _run(self) -> None:
+        while True:
+            batch = self._drain()
+            if not batch:
+                if self._stop.is_set():
+                    return
+                continue
+            self.process(batch)
+
+    def process(self, batch: list[InboundMessage]) -> None:
+        lines: list[str] = []
+        for msg in batch:
+            self.ingest.handle(msg, lines)
+        if lines:
+            self.ingest.s.writer.write_durable(lines)
+        for msg in batch:
+            if msg.qos > 0:
+                try:
+                    self.ack(msg.mid, msg.qos)
+                except Exception:  # the client may be reconnecting; the broker redelivers
+                    log.debug("ack of mid %s failed", msg.mid, exc_info=True)
+        metrics.ingest_queue_depth.set(self.inbox.qsize())
+        self.batches += 1
+
+

@@ -1,0 +1,1 @@
+"""The hub's MQTT edge (paho-mqtt 2.x)."""
