@@ -122,11 +122,8 @@ def _frame_header(data: bytes) -> tuple[int, int, int, int] | JpegRejected:
 
 def _ends_with_eoi(data: bytes) -> bool:
     """`FF D9` at the end, after at most MAX_TRAILING_PADDING zero bytes of padding."""
-    end = len(data)
-    stop = max(0, end - MAX_TRAILING_PADDING)
-    while end > stop and data[end - 1] == 0:
-        end -= 1
-    return end >= 4 and data[end - 2 : end] == EOI
+    tail = data[-(MAX_TRAILING_PADDING + 2) :].rstrip(b"\x00")
+    return len(tail) >= 2 and tail.endswith(EOI) and len(data) >= 4
 
 
 # --- decode ------------------------------------------------------------------------------

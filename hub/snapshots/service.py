@@ -1,0 +1,407 @@
+"""SnapshotService: takes snapshots off the ingest thread, analyses them in a pool, stores
+them, writes their metrics, raises and clears camera-health alerts, answers snapshot
+requests and flags cameras whose snapshots stopped.
+
+Memory is bounded: each camera has one latest-wins slot (a newer snapshot replaces a
+waiting one, which is counted as superseded) and the waiting bytes of all cameras
+together are capped. A camera is analysed by one worker at a time, in arrival order,
+so its health hysteresis sees its frames in order.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import math
+import multiprocessing
+import threading
+import time
+import uuid
+from collections import deque
+from collections.abc import Iterable, Mapping
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+from hub import metrics
+from hub.clock import Clock
+from hub.messages import InboundMessage, Point
+from hub.snapshots.config import SnapshotConfig
+from hub.snapshots.health import HEALTH_STATES, CameraHealth, Condition, HealthUpdate, Thresholds
+from hub.snapshots.jpeg import JpegInfo, JpegRejected, Reject, inspect_jpeg
+from hub.snapshots.pipeline import Analysed, analyse_jpeg
+from hub.snapshots.ports import (
+    AlertSink,
+    EventSink,
+    HeartbeatLastSeen,
+    Lookup,
+    PointSink,
+    Publisher,
+)
+from hub.snapshots.storage import SnapshotStorage
+from hub.topics import is_valid_id
+
+log = logging.getLogger(__name__)
+
+LOG_EVERY_S = 60.0  # one log line per device and reason per minute; every rejection is counted
+SEVERITY = {Condition.COVERED: "critical", Condition.MOVED: "critical", Condition.DARK: "warning",
+            Condition.BLURRED: "warning", Condition.FROZEN: "warning"}
+OVERLOADED = "overloaded"
+ANALYSIS_ERROR = "analysis_error"
+
+
+@dataclass
+class _Pending:
+    msg: InboundMessage
+    info: JpegInfo
+    ts: float
+    cmd_ids: set[str]
+
+
+@dataclass
+class _Waiter:
+    event: threading.Event = field(default_factory=threading.Event)
+    result: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SnapshotRequest:
+    command_id: str
+    device_id: str
+    state: str  # sent | answered | rejected | timeout
+    expires_at: float
+    snapshot: dict[str, Any] | None = None
+
+
+@dataclass
+class _Camera:
+    health: CameraHealth = field(default_factory=CameraHealth)
+    thresholds: Thresholds | None = None
+    last_snapshot_at: float | None = None  # hub time of the last analysed snapshot
+    last: dict[str, Any] = field(default_factory=dict)  # metrics of the last analysed snapshot
+    stale: bool = False
+
+
+class SnapshotService:
+    def __init__(
+        self, *, storage: SnapshotStorage, clock: Clock, emit_points: PointSink, alerts: AlertSink,
+        events: EventSink, lookup: Lookup, publisher: Publisher, topic_root: str = "vhub/v1",
+        config: SnapshotConfig | None = None, overrides: Mapping[str, Mapping[str, float]] | None = None,
+    ) -> None:
+        self.storage, self.clock, self.emit_points = storage, clock, emit_points
+        self.alerts, self.events, self.lookup, self.publisher = alerts, events, lookup, publisher
+        self.topic_root = topic_root.strip("/")
+        self.config = config or SnapshotConfig()
+        self._cams: dict[str, _Camera] = {}
+        self._cond = threading.Condition()
+        self._pending: dict[str, _Pending] = {}
+        self._ready: deque[str] = deque()
+        self._busy: set[str] = set()
+        self._pending_bytes = 0
+        self._waiters: dict[str, _Waiter] = {}
+        self._threads: list[threading.Thread] = []
+        self._pool: ProcessPoolExecutor | None = None
+        self._running = False
+        self._started_at = 0.0
+        self._last_log: dict[tuple[str, str], tuple[float, int]] = {}
+        for device_id, values in (overrides or {}).items():
+            self.set_thresholds(device_id, values)
+
+    # --- lifecycle ------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self.storage.start()
+        self._started_at = self.clock.now()
+        if self.config.executor == "process":
+            self._pool = ProcessPoolExecutor(self.config.worker_count, mp_context=multiprocessing.get_context("spawn"))
+        self._running = True
+        for i in range(self.config.worker_count):
+            t = threading.Thread(target=self._work, name=f"snapshot-{i}", daemon=True)
+            t.start()
+            self._threads.append(t)
+
+    def stop(self) -> None:
+        with self._cond:
+            self._running = False
+            self._cond.notify_all()
+        for t in self._threads:
+            t.join(10)
+        self._threads.clear()
+        if self._pool is not None:
+            self._pool.shutdown(cancel_futures=True)
+            self._pool = None
+        self.storage.stop()
+
+    # --- ingest thread --------------------------------------------------------------------
+
+    def offer(self, msg: InboundMessage) -> None:
+        """Cheap checks, then the camera's latest-wins slot. Never blocks, never raises."""
+        metrics.snapshots_received.inc()
+        checked = inspect_jpeg(msg.payload, max_bytes=self.config.max_bytes, max_pixels=self.config.max_pixels)
+        cmd_id = msg.properties.get("cmd_id")
+        if isinstance(checked, JpegRejected):
+            self._reject(msg.device_id, checked.reason, checked.detail, cmd_id)
+            return
+        pending = _Pending(msg, checked, self._timestamp(msg), {cmd_id} if cmd_id else set())
+        with self._cond:
+            old = self._pending.get(msg.device_id)
+            new_bytes = self._pending_bytes - (old.info.size if old else 0) + checked.size
+            if new_bytes > self.config.max_pending_bytes:
+                overloaded = True
+            else:
+                overloaded = False
+                if old is not None:
+                    pending.cmd_ids |= old.cmd_ids  # the newer frame answers the older request too
+                self._pending[msg.device_id] = pending
+                self._pending_bytes = new_bytes
+                if old is None and msg.device_id not in self._busy:
+                    self._ready.append(msg.device_id)
+                    self._cond.notify()
+                self._gauges()
+        if overloaded:
+            self._reject(msg.device_id, OVERLOADED, f"{new_bytes} pending bytes", cmd_id)
+        elif old is not None:
+            metrics.snapshots_superseded.inc()
+            metrics.messages_rejected.labels("snapshot", "superseded").inc()
+
+    def _timestamp(self, msg: InboundMessage) -> float:
+        raw = msg.properties.get("ts")
+        if raw is None:
+            return msg.received_at
+        try:
+            ts = float(raw)
+        except ValueError:
+            return msg.received_at
+        if not math.isfinite(ts) or abs(ts - msg.received_at) > self.config.clock_skew_s:
+            metrics.clock_skew.labels("snapshot").inc()
+            return msg.received_at
+        return ts
+
+    def _reject(self, device_id: str, reason: str, detail: str, cmd_id: str | None = None) -> None:
+        metrics.snapshots_rejected.labels(reason).inc()
+        metrics.messages_rejected.labels("snapshot", reason).inc()
+        key, now = (device_id, reason), self.clock.monotonic()
+        last, suppressed = self._last_log.get(key, (-math.inf, 0))
+        if now - last >= LOG_EVERY_S:
+            more = f" ({suppressed} more since the last line)" if suppressed else ""
+            log.warning("snapshot from %s rejected: %s: %s%s", device_id, reason, detail, more)
+            self._last_log[key] = (now, 0)
+        else:
+            self._last_log[key] = (last, suppressed + 1)
+        if cmd_id:
+            self._answer({cmd_id}, {"state": "rejected", "reason": reason})
+
+    # --- workers --------------------------------------------------------------------------
+
+    def _work(self) -> None:
+        while True:
+            with self._cond:
+                while self._running and not self._ready:
+                    self._cond.wait()
+                if not self._running:
+                    return
+                device_id = self._ready.popleft()
+                item = self._pending.pop(device_id)
+                self._pending_bytes -= item.info.size
+                self._busy.add(device_id)
+                self._gauges()
+            try:
+                self._process(device_id, item)
+            except Exception:
+                log.exception("snapshot from %s: analysis failed", device_id)
+                self._reject(device_id, ANALYSIS_ERROR, "see the traceback above", None)
+                self._answer(item.cmd_ids, {"state": "rejected", "reason": ANALYSIS_ERROR})
+            finally:
+                with self._cond:
+                    self._busy.discard(device_id)
+                    if device_id in self._pending:
+                        self._ready.append(device_id)
+                    self._cond.notify_all()
+
+    def _analyse(self, data: bytes, info: JpegInfo) -> Analysed | None:
+        if self._pool is not None:
+            return self._pool.submit(analyse_jpeg, data, info).result()
+        return analyse_jpeg(data, info)
+
+    def _process(self, device_id: str, item: _Pending) -> None:
+        started = time.perf_counter()
+        analysed = self._analyse(item.msg.payload, item.info)
+        metrics.snapshot_analysis_seconds.observe(time.perf_counter() - started)
+        if analysed is None:
+            self._reject(device_id, Reject.UNDECODABLE, "OpenCV could not decode it", None)
+            self._answer(item.cmd_ids, {"state": "rejected", "reason": Reject.UNDECODABLE.value})
+            return
+        cam = self._camera(device_id)
+        update = cam.health.update(analysed.metrics, cam.thresholds or self.config.thresholds)
+        fields: dict[str, Any] = {
+            **analysed.metrics.fields(), "health": update.health, "night": update.night,
+            "bytes": item.info.size, "width": item.info.width, "height": item.info.height,
+        }
+        if update.change is not None:
+            fields["change"] = round(update.change, 4)
+        trigger = item.msg.properties.get("trigger")
+        if trigger in ("schedule", "motion", "command"):
+            fields["trigger"] = trigger
+        self.storage.save(
+            device_id, item.msg.payload, analysed.thumbnail, ts=item.ts, health=update.health,
+            meta=fields, force_history=bool(update.raised or update.cleared),
+        )
+        cam.last_snapshot_at = item.msg.received_at
+        cam.last = {"ts": item.ts, **fields}
+        village, group = self.lookup(device_id) or ("", "")
+        self.emit_points([Point("snapshot", {"device": device_id, "village": village, "village_group": group},
+                                fields, item.ts)])
+        metrics.snapshots_analysed.inc()
+        self._alerts(device_id, update, item.ts)
+        if cam.stale:
+            cam.stale = False
+            self.alerts.clear_alert(f"camera:{device_id}:stale", item.ts)
+        summary = {"device": device_id, "ts": item.ts, "health": update.health, "night": update.night,
+                   "url": f"/api/v1/devices/{device_id}/thumbnail"}
+        self.events.publish("snapshot", summary)
+        self._answer(item.cmd_ids, {"state": "answered", "snapshot": summary})
+        self._health_gauges()
+
+    def _alerts(self, device_id: str, update: HealthUpdate, ts: float) -> None:
+        for cond in update.raised:
+            self.alerts.raise_alert(
+                f"camera:{device_id}:{cond.value}", device_id=device_id, type=f"camera_{cond.value}",
+                severity=SEVERITY[cond], message=f"camera {device_id}: image {cond.value}", ts=ts,
+            )
+        for cond in update.cleared:
+            self.alerts.clear_alert(f"camera:{device_id}:{cond.value}", ts)
+
+    def _camera(self, device_id: str) -> _Camera:
+        cam = self._cams.get(device_id)
+        if cam is None:
+            cam = self._cams.setdefault(device_id, _Camera())
+        return cam
+
+    def _gauges(self) -> None:
+        metrics.snapshots_pending.set(len(self._pending))
+        metrics.snapshots_pending_bytes.set(self._pending_bytes)
+
+    def _health_gauges(self) -> None:
+        counts = dict.fromkeys((*HEALTH_STATES, "stale"), 0)
+        for cam in self._cams.copy().values():
+            if cam.last_snapshot_at is not None:
+                counts[cam.health.health] += 1
+            counts["stale"] += cam.stale
+        for state, n in counts.items():
+            metrics.cameras_by_health.labels(state).set(n)
+
+    # --- commands (PROTOCOL §6 `snapshot`) -------------------------------------------------
+
+    def request_snapshot(self, device_id: str, wait_s: float = 0.0) -> SnapshotRequest:
+        """Send the `snapshot` command; with wait_s > 0, wait for the answer (a snapshot with
+        user property cmd_id) until it is analysed and stored, or until the timeout."""
+        now = self.clock.now()
+        cmd_id = uuid.uuid4().hex
+        expires_at = now + self.config.command_ttl_s
+        waiter = _Waiter() if wait_s > 0 else None
+        if waiter is not None:
+            with self._cond:
+                self._waiters[cmd_id] = waiter
+        body = {"id": cmd_id, "action": "snapshot", "ts": now, "expires_at": expires_at}
+        try:
+            self.publisher.publish(f"{self.topic_root}/dev/{device_id}/cmd", json.dumps(body).encode(), qos=1)
+            if waiter is None:
+                return SnapshotRequest(cmd_id, device_id, "sent", expires_at)
+            answered = waiter.event.wait(min(wait_s, self.config.max_wait_s))
+        finally:
+            with self._cond:
+                self._waiters.pop(cmd_id, None)
+        if not answered or waiter.result is None:
+            return SnapshotRequest(cmd_id, device_id, "timeout", expires_at)
+        return SnapshotRequest(cmd_id, device_id, waiter.result["state"], expires_at, waiter.result.get("snapshot"))
+
+    def _answer(self, cmd_ids: Iterable[str], result: dict[str, Any]) -> None:
+        with self._cond:
+            for cmd_id in cmd_ids:
+                waiter = self._waiters.get(cmd_id)
+                if waiter is not None and waiter.result is None:
+                    waiter.result = result
+                    waiter.event.set()
+
+    # --- staleness ------------------------------------------------------------------------
+
+    def check_staleness(
+        self, now: float, heartbeat_last_seen: HeartbeatLastSeen, cameras: Iterable[str] = ()
+    ) -> list[str]:
+        """Flag cameras whose heartbeat is fresh but whose snapshots stopped; clear the others.
+
+        `cameras`: registered camera ids, so a camera that never sent a snapshot since the
+        hub started is flagged too. Call it periodically (every minute). Returns the stale ids.
+        """
+        stale: list[str] = []
+        for device_id in set(self._cams.copy()) | set(cameras):
+            cam = self._camera(device_id)
+            last = cam.last_snapshot_at if cam.last_snapshot_at is not None else self._started_at
+            hb = heartbeat_last_seen(device_id)
+            is_stale = hb is not None and now - hb <= self.config.heartbeat_fresh_s and now - last > self.config.stale_after_s
+            key = f"camera:{device_id}:stale"
+            if is_stale and not cam.stale:
+                self.alerts.raise_alert(
+                    key, device_id=device_id, type="snapshot_stale", severity="warning",
+                    message=f"camera {device_id}: heartbeats arrive but no snapshot for {now - last:.0f} s", ts=now,
+                )
+            elif cam.stale and not is_stale:
+                self.alerts.clear_alert(key, now)
+            cam.stale = is_stale
+            if is_stale:
+                stale.append(device_id)
+        self._health_gauges()
+        return sorted(stale)
+
+    # --- queries and settings ---------------------------------------------------------------
+
+    def camera_health(self, device_id: str) -> dict[str, Any] | None:
+        """The camera's image health, or None when it never sent a snapshot (nor is stale)."""
+        cam = self._cams.get(device_id)
+        thresholds = dataclasses.asdict(self.thresholds_for(device_id))
+        if cam is not None and (cam.last_snapshot_at is not None or cam.stale):
+            return {
+                "device": device_id, "health": cam.health.health, "stale": cam.stale,
+                "active": sorted(c.value for c in cam.health.active),
+                "last_snapshot_at": cam.last_snapshot_at, "last": cam.last, "thresholds": thresholds,
+            }
+        meta = self.storage.latest_meta(device_id) if is_valid_id(device_id) else None
+        if meta is None:  # nothing since this start, but a snapshot from before it is on disk
+            return None
+        return {"device": device_id, "health": meta.get("health", "ok"), "stale": False, "active": [],
+                "last_snapshot_at": None, "last": meta, "thresholds": thresholds}
+
+    def all_health(self) -> list[dict[str, Any]]:
+        ids = set(self._cams.copy()) | set(self.storage.devices())
+        return [h for h in (self.camera_health(i) for i in sorted(ids)) if h is not None]
+
+    def thresholds_for(self, device_id: str) -> Thresholds:
+        cam = self._cams.get(device_id)
+        return (cam.thresholds if cam else None) or self.config.thresholds
+
+    def set_thresholds(self, device_id: str, overrides: Mapping[str, float]) -> Thresholds:
+        """Per-camera overrides of the defaults (ValueError names a bad one)."""
+        t = self.config.thresholds.with_overrides(overrides)
+        self._camera(device_id).thresholds = t
+        return t
+
+    def reset_reference(self, device_id: str) -> None:
+        """Forget the camera's reference view (it was re-aimed on purpose); clears `moved`."""
+        cam = self._camera(device_id)
+        was_moved = Condition.MOVED in cam.health.active
+        cam.health.reset_reference()
+        if was_moved:
+            self.alerts.clear_alert(f"camera:{device_id}:moved", self.clock.now())
+
+    def wait_idle(self, timeout: float = 10.0) -> bool:
+        """Block until nothing waits or runs (tests and benchmarks)."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while self._pending or self._busy:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                self._cond.wait(left)
+        return True
+
