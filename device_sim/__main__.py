@@ -1,0 +1,3 @@
+from device_sim.cli import main
+
+main()
