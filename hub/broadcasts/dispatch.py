@@ -49,7 +49,9 @@ class Dispatcher:
     def __init__(
         self, *, topics: Topics, publish: Publisher, is_online: IsOnline,
         play_body: Callable[[Delivery], dict[str, Any]], ack_timeout_s: float,
+        stop_before_preempt: bool = False,
     ) -> None:
+        self.stop_before_preempt = stop_before_preempt
         self.topics = topics
         self._publish = publish
         self._is_online = is_online
@@ -156,7 +158,10 @@ class Dispatcher:
         else:
             if decision.kind == "preempt":
                 assert decision.stop is not None
-                self.send_stop(d.device_id, decision.stop.broadcast_id, now)
+                # PROTOCOL §6: a higher-priority play makes the speaker stop the current one
+                # and ack it `preempted`; an explicit `stop` first is optional.
+                if self.stop_before_preempt:
+                    self.send_stop(d.device_id, decision.stop.broadcast_id, now)
                 stopped = self.open.get(decision.stop.command_id)
                 if stopped is not None:
                     self.set_state(stopped, "preempted", now, f"preempted_by:{d.broadcast_id}")

@@ -70,6 +70,9 @@ class BroadcastConfig:
     quiet_hours: QuietHours = DEFAULT_QUIET_HOURS  # per-village overrides live in the database
     media_base_url: str = "http://127.0.0.1:8000"  # how speakers reach GET /media/{sha256}
     max_upload_bytes: int = 20 * 1024 * 1024
+    # Send `stop` before a preempting play. Off by default: per PROTOCOL §6 the higher play
+    # itself stops the current one, which the speaker then acks `preempted`.
+    stop_before_preempt: bool = False
 
 
 def spec_to_dict(spec: BroadcastSpec) -> dict[str, Any]:
@@ -135,6 +138,7 @@ class BroadcastService:
         self.dispatch = Dispatcher(
             topics=Topics(self.config.topic_root), publish=self.publish, is_online=self.is_online,
             play_body=self._play_body, ack_timeout_s=self.config.ack_timeout_s,
+            stop_before_preempt=self.config.stop_before_preempt,
         )
         self._reload()
 
