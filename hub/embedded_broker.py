@@ -1,0 +1,145 @@
+"""A broker for `villagehub demo`: Mosquitto when it is installed, else the embedded amqtt.
+
+Never used by the tests of the real path (they start a real Mosquitto themselves).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import shutil
+import socket
+import subprocess
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _wait_port(port: int, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def find_mosquitto() -> str | None:
+    for candidate in (shutil.which("mosquitto"), "/usr/sbin/mosquitto", "/usr/local/sbin/mosquitto"):
+        if candidate and os.access(candidate, os.X_OK):
+            return candidate
+    return None
+
+
+class MosquittoBroker:
+    """Mosquitto on a free loopback port, anonymous allowed (loopback demo only)."""
+
+    kind = "mosquitto"
+    mqtt_version = 5
+
+    def __init__(self, binary: str, workdir: Path) -> None:
+        self.binary = binary
+        self.workdir = workdir
+        self.port = free_port()
+        self._proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"mqtt://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        conf = self.workdir / "mosquitto-demo.conf"
+        conf.write_text(
+            f"listener {self.port} 127.0.0.1\nallow_anonymous true\n"
+            f"persistence true\npersistence_location {self.workdir}/\n"
+            "max_inflight_messages 0\nmax_queued_messages 100000\nmessage_size_limit 5242880\n"
+            "log_dest stdout\nlog_type error\nlog_type warning\n"
+        )
+        log_file = open(self.workdir / "mosquitto.log", "ab")  # noqa: SIM115 - owned by the process
+        self._proc = subprocess.Popen([self.binary, "-c", str(conf)], stdout=log_file,
+                                      stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        log_file.close()
+        if not _wait_port(self.port, 10):
+            self.stop()
+            raise RuntimeError("mosquitto did not start; see " + str(self.workdir / "mosquitto.log"))
+
+    def stop(self) -> None:
+        if self._proc and self._proc.poll() is None:
+            self._proc.terminate()
+            try:
+                self._proc.wait(5)
+            except subprocess.TimeoutExpired:
+                self._proc.kill()
+                self._proc.wait(5)
+
+
+class AmqttBroker:
+    """The pure-Python amqtt broker in a thread of its own (MQTT 3.1.1; ~3k msg/s: enough for a demo)."""
+
+    kind = "amqtt"
+    mqtt_version = 4
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._broker: Any = None
+        self._thread: threading.Thread | None = None
+        self._ready = threading.Event()
+        self._error: BaseException | None = None
+
+    @property
+    def url(self) -> str:
+        return f"mqtt://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="amqtt", daemon=True)
+        self._thread.start()
+        if not self._ready.wait(15) or self._error:
+            raise RuntimeError(f"embedded broker did not start: {self._error}")
+
+    def _run(self) -> None:
+        from amqtt.broker import Broker
+
+        loop = asyncio.new_event_loop()
+        self._loop = loop
+        config = {
+            "listeners": {"default": {"type": "tcp", "bind": f"127.0.0.1:{self.port}", "max_connections": 5000}},
+            "plugins": {"amqtt.plugins.authentication.AnonymousAuthPlugin": {"allow_anonymous": True}},
+        }
+        try:
+            self._broker = Broker(config, loop=loop)
+            loop.run_until_complete(self._broker.start())
+        except BaseException as exc:  # reported to start()
+            self._error = exc
+            self._ready.set()
+            return
+        self._ready.set()
+        loop.run_forever()
+        with contextlib.suppress(Exception):
+            loop.run_until_complete(self._broker.shutdown())
+        loop.close()
+
+    def stop(self) -> None:
+        if self._loop and self._loop.is_running():
+            self._loop.call_soon_threadsafe(self._loop.stop)
+        if self._thread:
+            self._thread.join(10)
+
+
+def start_demo_broker(workdir: Path) -> MosquittoBroker | AmqttBroker:
+    binary = find_mosquitto()
+    broker: MosquittoBroker | AmqttBroker = MosquittoBroker(binary, workdir) if binary else AmqttBroker()
+    broker.start()
+    return broker
