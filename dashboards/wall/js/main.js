@@ -1,0 +1,208 @@
+// Wall screen entry: log in, load the picture once over REST, then keep it live over one WebSocket.
+// A slow full refresh (REFRESH_MS) is the only polling: a safety net, not a data path.
+import { api, getToken, initToken, onAuthRequired } from "./api.js";
+import { tzOffsetMinutes } from "./fmt.js";
+import { initLang, onLangChange, setLang, getLang, t } from "./i18n.js";
+import { markAllDirty, markDirty, state } from "./state.js";
+import { LiveStream } from "./stream.js";
+import { initAlarms } from "./panels/alarms.js";
+import { initCameras, onAlarm, onSnapshot, showVillage } from "./panels/cameras.js";
+import { initCharts } from "./panels/charts.js";
+import { initHeader } from "./panels/header.js";
+import { initKpis } from "./panels/kpis.js";
+import { initMap, onVillageClick } from "./panels/map.js";
+import { initOperator, reloadBroadcastList, showLogin, toggleVillageTarget } from "./panels/operator.js";
+import { initSpeakers } from "./panels/speakers.js";
+
+export const REFRESH_MS = 60000;
+const OVERVIEW_DEBOUNCE_MS = 1500;
+let stream = null;
+let refreshTimer = 0;
+let overviewTimer = 0;
+let linkTimer = 0;
+
+async function loadDevices() {
+  const all = new Map();
+  const limit = 1000;
+  for (let offset = 0; offset < 100000; offset += limit) {
+    const page = await api(`/devices?limit=${limit}&offset=${offset}`);
+    for (const d of page.items) all.set(d.id, d);
+    if (page.items.length < limit || all.size >= page.total) break;
+  }
+  // keep live-only fields (snapshot time) across reloads
+  for (const [id, d] of all) { const old = state.devices.get(id); if (old?.snapshot_ts && !d.snapshot_ts) d.snapshot_ts = old.snapshot_ts; }
+  state.devices = all;
+}
+
+function todayRange() {
+  const now = Date.now() / 1000;
+  const dayStart = now - ((now + tzOffsetMinutes(now) * 60) % 86400); // township's local midnight
+  return { from: Math.floor(dayStart - 86400), to: Math.floor(dayStart + 2 * 86400) };
+}
+
+async function loadOverview() {
+  const ov = await api("/overview");
+  state.overview = ov;
+  if (ov.tz) state.tz = ov.tz;
+  if (ov.health) { state.health.mqtt = ov.health.mqtt; state.health.store = ov.health.store; }
+  state.health.hub = true;
+  markDirty("header", "kpis", "speakers");
+}
+
+async function loadAll() {
+  try {
+    const { from, to } = todayRange();
+    const [villages, alerts, history, calendar] = await Promise.all([
+      api("/villages").catch(() => null),
+      api("/alerts?state=open"),
+      api("/stats/history?hours=24").catch(() => null),
+      api(`/broadcasts/calendar?from=${from}&to=${to}`).catch(() => null),
+      loadOverview(),
+      loadDevices(),
+    ]);
+    // /villages (with groups) when the registry routes are there; else the overview's list
+    state.villages = Array.isArray(villages) ? villages : villages?.items || state.overview?.villages || [];
+    state.villageById = new Map(state.villages.map((v) => [v.id, v]));
+    const open = alerts?.items || [];
+    const next = new Map(open.map((a) => [String(a.id), a]));
+    state.alerts = next;
+    if (history) state.history = history;
+    state.calendar = Array.isArray(calendar) ? calendar : calendar?.items || calendar?.occurrences || [];
+    state.health.hub = true;
+  } catch (err) {
+    if (err.status !== 401) state.health.hub = false;
+    console.warn("load failed", err);
+  }
+  markAllDirty();
+}
+
+function scheduleOverview() {
+  if (overviewTimer) return;
+  overviewTimer = setTimeout(() => { overviewTimer = 0; loadOverview().catch(() => {}); }, OVERVIEW_DEBOUNCE_MS);
+}
+
+function findAlertByKey(key) { for (const a of state.alerts.values()) if (a.key === key && a.state === "open") return a; return null; }
+
+export function handleEvent(ev) {
+  const d = ev.data || {};
+  switch (ev.type) {
+    case "presence": {
+      let dev = state.devices.get(d.device);
+      if (!dev) { dev = { id: d.device, kind: d.kind, village: d.village, name: d.device, status: "unknown" }; state.devices.set(d.device, dev); }
+      dev.status = d.status;
+      dev.presence_reason = d.reason;
+      if (d.status === "online") dev.last_seen = ev.ts;
+      markDirty("kpis", "map", "cameras");
+      break;
+    }
+    case "heartbeat": {
+      const dev = state.devices.get(d.device);
+      if (dev) dev.last_seen = ev.ts;
+      break;
+    }
+    case "alert":
+      state.alerts.set(String(d.id), d);
+      if (d.state === "open") onAlarm(d);
+      markDirty("alarms", "kpis", "map", "cameras");
+      break;
+    case "alert_cleared": {
+      const a = state.alerts.get(String(d.id)) || findAlertByKey(d.key);
+      if (a) { a.state = "cleared"; a.cleared_at = ev.ts; }
+      markDirty("alarms", "kpis", "map", "cameras");
+      break;
+    }
+    case "snapshot":
+      onSnapshot({ ...d, ts: d.ts ?? ev.ts });
+      break;
+    case "delivery": {
+      state.progress.set(d.broadcast_id, { done: d.done, total: d.total });
+      const playing = state.overview?.broadcasts?.playing || [];
+      if (!playing.some((b) => b.id === d.broadcast_id)) scheduleOverview();
+      markDirty("progress", "bclist");
+      break;
+    }
+    case "broadcast":
+      scheduleOverview();
+      reloadBroadcastList();
+      break;
+    case "health":
+      if ("mqtt" in d) state.health.mqtt = d.mqtt;
+      if ("store" in d) state.health.store = d.store;
+      markDirty("header");
+      break;
+    case "resync":
+      loadAll();
+      break;
+    default:
+      break;
+  }
+}
+
+let retryAt = 0;
+function setLink(status, retryMs) {
+  state.link = status;
+  const banner = document.getElementById("link-banner");
+  clearInterval(linkTimer);
+  if (status === "lost") {
+    if (retryMs !== null) retryAt = Date.now() + retryMs;
+    const until = retryAt;
+    const show = () => { banner.textContent = t("link_lost", { n: Math.max(0, Math.ceil((until - Date.now()) / 1000)) }); };
+    show();
+    linkTimer = setInterval(show, 500);
+    banner.classList.remove("hidden");
+    banner.dataset.state = "lost";
+  } else if (status === "connecting" && !banner.classList.contains("hidden")) {
+    banner.textContent = t("link_connecting");
+  } else if (status === "open") {
+    banner.classList.add("hidden");
+    banner.dataset.state = "open";
+    if (state.everOpened) loadAll(); // catch up on what we missed while disconnected
+    state.everOpened = true;
+  }
+  markDirty("header");
+}
+
+async function start() {
+  if (!getToken()) { showLogin(); return; }
+  try {
+    state.me = await api("/whoami");
+  } catch (err) {
+    if (err.status !== 401) { state.health.hub = false; markDirty("header"); setTimeout(start, 5000); }
+    return;
+  }
+  markDirty("header");
+  await loadAll();
+  if (stream) stream.stop();
+  stream = new LiveStream({ token: getToken(), onEvent: handleEvent, onState: setLink });
+  stream.start();
+  clearInterval(refreshTimer);
+  refreshTimer = setInterval(loadAll, REFRESH_MS);
+}
+
+function boot() {
+  initLang();
+  initToken();
+  if (!window.echarts) {
+    const b = document.getElementById("vendor-banner");
+    b.textContent = t("vendor_missing");
+    b.classList.remove("hidden");
+  }
+  initHeader();
+  initKpis();
+  initMap();
+  initCameras();
+  initSpeakers();
+  initAlarms();
+  initCharts();
+  initOperator({ afterLogin: start, refresh: scheduleOverview });
+  onVillageClick((id, picking) => (picking ? toggleVillageTarget(id) : showVillage(id)));
+  onAuthRequired(() => { if (stream) stream.stop(); showLogin(t("login_needed")); });
+  document.getElementById("btn-lang").addEventListener("click", () => setLang(getLang() === "zh" ? "en" : "zh"));
+  onLangChange(() => { if (state.link === "lost") setLink("lost", null); markAllDirty(); });
+  document.addEventListener("keydown", (e) => { if (e.key === "Escape") for (const m of document.querySelectorAll(".modal")) if (m.id !== "login-modal") m.classList.add("hidden"); });
+  window.__vh = { state, handleEvent }; // for tests and the curious
+  markAllDirty();
+  start();
+}
+
+boot();

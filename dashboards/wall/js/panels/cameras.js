@@ -1,0 +1,278 @@
+// Camera wall (视频调度): a page of latest thumbnails with their age, greyed when offline or stale,
+// a village filter, an auto-tour that pauses on a village with an open alarm, click to enlarge.
+import { api, fetchImage } from "../api.js";
+import { esc, fmtDateTime } from "../fmt.js";
+import { ago, t } from "../i18n.js";
+import { markDirty, openAlertsByVillage, register, state } from "../state.js";
+import { toast } from "../toast.js";
+
+export const PAGE_SIZE = 16;
+export const TOUR_DWELL_MS = 12000;
+export const STALE_S = 600;          // a thumbnail older than this is marked stale
+const MAX_THUMBS = 80;               // object URLs kept (LRU)
+const FETCH_CONCURRENCY = 4;
+
+let filter = "";
+let tourOn = true;
+let pageIndex = 0;
+let tourTimer = 0;
+let pausedForAlarm = false;
+const thumbs = new Map();            // device → {url, ts, want}
+const queue = [];
+let inflight = 0;
+let tiles = [];
+
+/** Pages to show: one or more per village (each at most PAGE_SIZE cameras), or the filtered village's. */
+export function buildPages(cameras, villageFilter, pageSize = PAGE_SIZE) {
+  const byVillage = new Map();
+  for (const c of cameras) {
+    if (villageFilter && c.village !== villageFilter) continue;
+    const key = c.village || "";
+    if (!byVillage.has(key)) byVillage.set(key, []);
+    byVillage.get(key).push(c);
+  }
+  const pages = [];
+  for (const key of [...byVillage.keys()].sort()) {
+    const list = byVillage.get(key).sort((a, b) => a.id.localeCompare(b.id));
+    for (let i = 0; i < list.length; i += pageSize) pages.push({ village: key, cameras: list.slice(i, i + pageSize) });
+  }
+  return pages;
+}
+
+function cameras() { return [...state.devices.values()].filter((d) => d.kind === "camera"); }
+function pages() { return buildPages(cameras(), filter); }
+
+function villageName(id) { return state.villageById.get(id)?.name || id || "—"; }
+
+function snapshotTs(d) {
+  const th = thumbs.get(d.id);
+  return d.snapshot_ts ?? th?.ts ?? null;
+}
+
+/** What a tile shows for one camera (pure over the device, its snapshot time and now). */
+export function tileState(d, snapTs, now) {
+  if (d.status === "offline") return { cls: "offline", badge: "offline" };
+  if (d.health === "stale" || (snapTs !== null && snapTs !== undefined && now - snapTs > STALE_S)) return { cls: "stale", badge: "stale" };
+  if (d.status === "unknown") return { cls: "unknown", badge: "unknown" };
+  if (d.health && d.health !== "ok") return { cls: "unhealthy", badge: `health_${d.health}` };
+  return { cls: "", badge: "" };
+}
+
+function ensureTiles() {
+  const grid = document.getElementById("camera-grid");
+  if (tiles.length === PAGE_SIZE) return;
+  grid.textContent = "";
+  tiles = [];
+  for (let i = 0; i < PAGE_SIZE; i += 1) {
+    const el = document.createElement("div");
+    el.className = "tile hidden";
+    el.innerHTML = '<img alt="" decoding="async"><div class="noimg"></div><span class="live"></span><span class="badge"></span>'
+      + '<div class="cap"><span class="name"></span><span class="age"></span></div>';
+    el.addEventListener("click", () => { if (el.dataset.device) openCamera(el.dataset.device); });
+    grid.appendChild(el);
+    tiles.push(el);
+  }
+}
+
+function render() {
+  ensureTiles();
+  const ps = pages();
+  if (pageIndex >= ps.length) pageIndex = 0;
+  const page = ps[pageIndex];
+  const alarms = openAlertsByVillage();
+  const alarmDevices = new Set([...state.alerts.values()].filter((a) => a.state === "open").map((a) => a.device_id));
+  const now = Date.now() / 1000;
+  const list = page ? page.cameras : [];
+  tiles.forEach((el, i) => {
+    const d = list[i];
+    if (!d) { el.classList.add("hidden"); delete el.dataset.device; return; }
+    el.dataset.device = d.id;
+    const th = thumbs.get(d.id);
+    const st = tileState(d, snapshotTs(d), now);
+    el.className = `tile ${st.cls}${alarmDevices.has(d.id) ? " alarm" : ""}`;
+    el.dataset.status = d.status;
+    const img = el.querySelector("img");
+    if (th?.url) { if (img.getAttribute("src") !== th.url) img.src = th.url; img.classList.remove("hidden"); }
+    else { img.removeAttribute("src"); img.classList.add("hidden"); }
+    el.querySelector(".noimg").textContent = th?.url ? "" : t("no_image");
+    el.querySelector(".badge").textContent = st.badge ? t(st.badge) : "";
+    el.querySelector(".badge").classList.toggle("hidden", !st.badge);
+    el.querySelector(".name").textContent = `${villageName(d.village)} · ${d.name || d.id}`;
+    const ts = snapshotTs(d);
+    el.querySelector(".age").textContent = ts ? ago(now - ts) : "";
+    if (!th || th.want) wantThumb(d.id);
+  });
+  const grid = document.getElementById("camera-grid");
+  grid.dataset.village = page?.village ?? "";
+  layoutGrid(grid, list.length);
+  const label = document.getElementById("cam-page");
+  pausedForAlarm = Boolean(tourOn && page && alarms.get(page.village));
+  label.textContent = ps.length ? `${villageName(page.village)} · ${t("page", { p: pageIndex + 1, n: ps.length })}` : t("no_cameras");
+  const tourBtn = document.getElementById("cam-tour");
+  tourBtn.textContent = !tourOn ? t("tour_off") : pausedForAlarm ? t("tour_paused") : t("tour_on");
+  tourBtn.setAttribute("aria-pressed", String(tourOn));
+  renderFilter();
+}
+
+/** Columns and tile height that make `n` 16:9 tiles as large as the box allows (pure). */
+export function bestLayout(n, width, height, gap = 8) {
+  let best = { cols: 1, rows: 1, tileH: 0 };
+  for (let cols = 1; cols <= 6; cols += 1) {
+    const rows = Math.max(1, Math.ceil(n / cols));
+    const w = (width - gap * (cols - 1)) / cols;
+    const h = Math.min((height - gap * (rows - 1)) / rows, w * 0.75);
+    if (h > best.tileH) best = { cols, rows, tileH: Math.floor(h) };
+  }
+  return best;
+}
+
+let lastLayout = "";
+function layoutGrid(grid, n) {
+  const { cols, rows, tileH } = bestLayout(Math.max(n, 4), grid.clientWidth, grid.clientHeight);
+  const sig = `${cols}x${rows}x${tileH}`;
+  if (sig === lastLayout) return;
+  lastLayout = sig;
+  grid.style.gridTemplateColumns = `repeat(${cols}, 1fr)`;
+  grid.style.gridTemplateRows = `repeat(${rows}, ${tileH}px)`;
+}
+
+function renderFilter() {
+  const sel = document.getElementById("cam-village");
+  const opts = [["", t("all_villages")], ...state.villages.map((v) => [v.id, v.name])];
+  const sig = opts.map((o) => o.join("=")).join("|");
+  if (sel.dataset.sig !== sig) {
+    sel.innerHTML = opts.map(([id, name]) => `<option value="${esc(id)}">${esc(name)}</option>`).join("");
+    sel.dataset.sig = sig;
+  }
+  sel.value = filter;
+}
+
+function wantThumb(id) {
+  const th = thumbs.get(id);
+  if (th?.queued) return;
+  thumbs.set(id, { ...(th || {}), queued: true, want: false });
+  queue.push(id);
+  pump();
+}
+
+function pump() {
+  while (inflight < FETCH_CONCURRENCY && queue.length) {
+    const id = queue.shift();
+    const visible = tiles.some((el) => el.dataset.device === id);
+    if (!visible) { const th = thumbs.get(id); if (th) th.queued = false; continue; }
+    inflight += 1;
+    fetchImage(`/devices/${encodeURIComponent(id)}/thumbnail`)
+      .then(({ url, ts }) => {
+        const old = thumbs.get(id);
+        if (old?.url) URL.revokeObjectURL(old.url);
+        thumbs.delete(id);
+        thumbs.set(id, { url, ts: ts ?? old?.ts ?? null, queued: false, want: false });
+        evict();
+      })
+      .catch(() => { const th = thumbs.get(id); thumbs.set(id, { ...(th || {}), queued: false, want: false, missing: true }); })
+      .finally(() => { inflight -= 1; markDirty("cameras"); pump(); });
+  }
+}
+
+function evict() {
+  while (thumbs.size > MAX_THUMBS) {
+    const [id, th] = thumbs.entries().next().value;
+    if (th.url) URL.revokeObjectURL(th.url);
+    thumbs.delete(id);
+  }
+}
+
+/** Live snapshot event: remember the time, refetch the thumbnail if it is on screen. */
+export function onSnapshot(data) {
+  const d = state.devices.get(data.device);
+  if (d) { d.snapshot_ts = data.ts; if (data.health !== undefined) d.health = data.health; }
+  const th = thumbs.get(data.device);
+  thumbs.set(data.device, { ...(th || {}), ts: data.ts, want: true });
+  markDirty("cameras");
+}
+
+/** A new alarm: the tour jumps to its village. */
+export function onAlarm(alert) {
+  if (!tourOn || !alert.village || filter) return;
+  const idx = pages().findIndex((p) => p.village === alert.village);
+  if (idx >= 0) { pageIndex = idx; markDirty("cameras"); }
+}
+
+export function showVillage(id) {
+  filter = id;
+  pageIndex = 0;
+  markDirty("cameras");
+}
+
+function advance() {
+  if (tourOn && !pausedForAlarm) {
+    const n = pages().length;
+    pageIndex = n ? (pageIndex + 1) % n : 0;
+    markDirty("cameras");
+  }
+}
+
+// ---------- enlarged view ----------
+let modalDevice = null;
+let modalChart = null;
+
+async function openCamera(id) {
+  modalDevice = id;
+  const modal = document.getElementById("cam-modal");
+  modal.classList.remove("hidden");
+  const d = state.devices.get(id) || { id };
+  document.getElementById("cam-modal-title").textContent = `${villageName(d.village)} · ${d.name || id}`;
+  const img = document.getElementById("cam-modal-img");
+  img.removeAttribute("src");
+  document.getElementById("cam-modal-meta").textContent = "";
+  fetchImage(`/devices/${encodeURIComponent(id)}/snapshot`).then(({ url, ts }) => {
+    if (modalDevice !== id) { URL.revokeObjectURL(url); return; }
+    if (img.src.startsWith("blob:")) URL.revokeObjectURL(img.src);
+    img.src = url;
+    const when = ts ?? snapshotTs(d);
+    document.getElementById("cam-modal-meta").textContent = when ? `${fmtDateTime(when)} · ${ago(Date.now() / 1000 - when)}` : "";
+  }).catch(() => { document.getElementById("cam-modal-meta").textContent = t("no_image"); });
+  const info = document.getElementById("cam-modal-info");
+  const row = (k, v) => `<dt>${esc(t(k))}</dt><dd>${esc(v ?? "—")}</dd>`;
+  const fill = (x) => {
+    info.innerHTML = row("device", x.id) + row("village", villageName(x.village)) + row("status", t(x.status || "unknown"))
+      + row("health", x.health ? t(`health_${x.health}`) : "—") + row("last_seen", x.last_seen ? fmtDateTime(x.last_seen) : "—")
+      + row("reason", x.presence_reason) + Object.entries(x.heartbeat || {}).slice(0, 8).map(([k, v]) => `<dt>${esc(k)}</dt><dd>${esc(v)}</dd>`).join("");
+  };
+  fill(d);
+  api(`/devices/${encodeURIComponent(id)}`).then((x) => { if (modalDevice === id) fill(x); }).catch(() => {});
+  const end = Math.floor(Date.now() / 1000), start = end - 24 * 3600;
+  const fields = ["fps", "bitrate_kbps", "temp_c"];
+  const results = await Promise.all(fields.map((f) => api(`/devices/${encodeURIComponent(id)}/series?field=${f}&start=${start}&end=${end}&every=600`).catch(() => null)));
+  if (modalDevice !== id || !window.echarts) return;
+  modalChart ||= window.echarts.init(document.getElementById("cam-modal-chart"));
+  modalChart.setOption({
+    animation: false, backgroundColor: "transparent", legend: { textStyle: { color: "#e8f3ff" } }, tooltip: { trigger: "axis" },
+    grid: { left: 45, right: 15, top: 30, bottom: 25 },
+    xAxis: { type: "time", axisLabel: { color: "#8fb0d6" } }, yAxis: { type: "value", axisLabel: { color: "#8fb0d6" }, splitLine: { lineStyle: { color: "#1b3a66" } } },
+    series: fields.map((f, i) => ({ name: f, type: "line", showSymbol: false, data: (results[i]?.points || []).map(([ts, v]) => [ts * 1000, v]) })),
+  }, { notMerge: true });
+  modalChart.resize();
+}
+
+export function initCameras() {
+  ensureTiles();
+  document.getElementById("cam-village").addEventListener("change", (e) => showVillage(e.target.value));
+  document.getElementById("cam-tour").addEventListener("click", () => { tourOn = !tourOn; markDirty("cameras"); });
+  tourTimer = setInterval(advance, TOUR_DWELL_MS);
+  setInterval(() => markDirty("cameras"), 5000); // ages tick
+  document.getElementById("cam-modal-snap").addEventListener("click", async () => {
+    if (!modalDevice) return;
+    try { await api(`/devices/${encodeURIComponent(modalDevice)}/snapshot-request`, { method: "POST" }); toast(t("snapshot_requested")); }
+    catch (err) { toast(t("error", { msg: err.message }), true); }
+  });
+  document.getElementById("cam-modal").addEventListener("click", (e) => {
+    if (e.target.id === "cam-modal" || e.target.hasAttribute("data-close")) {
+      document.getElementById("cam-modal").classList.add("hidden");
+      modalDevice = null;
+    }
+  });
+  window.addEventListener("resize", () => { lastLayout = ""; markDirty("cameras"); });
+  register("cameras", render);
+  return () => clearInterval(tourTimer);
+}

@@ -1,0 +1,40 @@
+// KPI strip: cameras online x/y, speakers online, broadcasts today, open alarms, villages.
+import { t } from "../i18n.js";
+import { countDevices, openAlerts, openAlertsByVillage, register, state } from "../state.js";
+
+function setKpi(id, value, total, pct) {
+  const el = document.getElementById(id);
+  el.querySelector(".val b").textContent = value;
+  if (total !== undefined) el.querySelector(".val small").textContent = `/ ${total}`;
+  const bar = el.querySelector(".bar i");
+  if (bar && pct !== undefined) {
+    bar.style.width = `${pct}%`;
+    bar.style.background = pct >= 90 ? "var(--ok)" : pct >= 70 ? "var(--warn)" : "var(--bad)";
+  }
+}
+
+export function initKpis() {
+  register("kpis", () => {
+    for (const [id, kind] of [["kpi-cameras", "camera"], ["kpi-speakers", "speaker"]]) {
+      const c = countDevices(kind);
+      setKpi(id, c.online, c.total, c.total ? Math.round((100 * c.online) / c.total) : 0);
+    }
+    const b = state.overview?.broadcasts;
+    setKpi("kpi-broadcasts", b?.today ?? "-");
+    document.getElementById("kpi-playing").textContent = b ? t("playing_now", { n: (b.playing || []).length }) : "";
+    const open = openAlerts();
+    setKpi("kpi-alarms", open.length);
+    const crit = open.filter((a) => a.severity === "critical").length;
+    document.getElementById("kpi-alarm-critical").textContent = t("critical_n", { n: crit });
+    document.getElementById("kpi-alarms").classList.toggle("hot", open.length > 0);
+    const villages = state.villages.length || state.overview?.villages?.length || 0;
+    setKpi("kpi-villages", villages);
+    const byVillage = openAlertsByVillage();
+    let bad = 0;
+    for (const v of state.villages) {
+      const c = countDevices("camera", v.id), s = countDevices("speaker", v.id);
+      if (byVillage.get(v.id) || c.offline + s.offline > 0) bad += 1;
+    }
+    document.getElementById("kpi-villages-sub").textContent = t("villages_sub", { bad });
+  });
+}

@@ -1,0 +1,91 @@
+// Township map: villages placed by coordinates, coloured by health. No tiles: a scatter on
+// plain axes, or on the township boundary (GeoJSON) when the hub serves /wall/boundary.geojson.
+import { t } from "../i18n.js";
+import { countDevices, openAlertsByVillage, register, state } from "../state.js";
+
+const COLORS = { ok: "#2fe08a", warn: "#ffc53d", bad: "#ff4d5e", unknown: "#6c7b90" };
+let chart = null;
+let hasBoundary = false;
+let clickHandler = () => {};
+export const selected = new Set(); // villages picked as broadcast targets
+let picking = false;
+
+/** ok | warn | bad | unknown for a village (pure over its counts). */
+export function villageHealth(cam, spk, alarms) {
+  const total = cam.total + spk.total;
+  const offline = cam.offline + spk.offline;
+  const known = cam.online + spk.online + offline;
+  if (alarms > 0 || (known > 0 && offline / total >= 0.5)) return "bad";
+  if (offline > 0) return "warn";
+  if (total === 0 || known === 0) return "unknown";
+  return "ok";
+}
+
+export function onVillageClick(fn) { clickHandler = fn; }
+export function setPicking(on) { picking = on; document.getElementById("map-hint").textContent = on ? t("map_pick") : ""; render(); }
+
+async function loadBoundary() {
+  try {
+    const res = await fetch("/wall/boundary.geojson");
+    if (!res.ok) return;
+    window.echarts.registerMap("township", await res.json());
+    hasBoundary = true;
+  } catch { /* no boundary: plain axes */ }
+}
+
+function render() {
+  if (!chart) return;
+  const byVillage = openAlertsByVillage();
+  const data = state.villages.filter((v) => Number.isFinite(v.lon) && Number.isFinite(v.lat)).map((v) => {
+    const cam = countDevices("camera", v.id), spk = countDevices("speaker", v.id);
+    const alarms = byVillage.get(v.id) || 0;
+    const health = villageHealth(cam, spk, alarms);
+    const isSel = selected.has(v.id);
+    return {
+      name: v.name, id: v.id, value: [v.lon, v.lat], cam, spk, alarms, health,
+      symbolSize: 14 + Math.min(18, Math.sqrt(cam.total + spk.total) * 2.5),
+      itemStyle: { color: COLORS[health], shadowBlur: health === "bad" ? 20 : 8, shadowColor: COLORS[health],
+        borderColor: isSel ? "#ffffff" : "rgba(0,0,0,0)", borderWidth: isSel ? 4 : 0 },
+    };
+  });
+  const lons = data.map((d) => d.value[0]), lats = data.map((d) => d.value[1]);
+  const pad = (a) => Math.max(0.005, (Math.max(...a) - Math.min(...a)) * 0.12);
+  const series = {
+    type: "scatter", data, coordinateSystem: hasBoundary ? "geo" : "cartesian2d",
+    label: { show: true, position: "right", color: "#e8f3ff", fontSize: 14,
+      formatter: (p) => `${p.data.name} ${p.data.cam.online + p.data.spk.online}/${p.data.cam.total + p.data.spk.total}` },
+    labelLayout: { moveOverlap: "shiftY" },
+    emphasis: { scale: 1.4 },
+  };
+  const alarmRipple = {
+    type: "effectScatter", coordinateSystem: series.coordinateSystem, silent: true, z: 1,
+    data: data.filter((d) => d.health === "bad").map((d) => ({ value: d.value, symbolSize: d.symbolSize })),
+    rippleEffect: { scale: 3, brushType: "stroke" }, itemStyle: { color: COLORS.bad },
+  };
+  const option = {
+    animation: false,
+    tooltip: { trigger: "item", backgroundColor: "#081a36", borderColor: "#27c4ff", textStyle: { color: "#e8f3ff", fontSize: 15 },
+      formatter: (p) => p.data?.cam ? `<b>${p.data.name}</b><br>${t("cameras")} ${p.data.cam.online}/${p.data.cam.total}`
+        + `<br>${t("speakers_s")} ${p.data.spk.online}/${p.data.spk.total}<br>${t("alarms")} ${p.data.alarms}` : "" },
+    series: [alarmRipple, series],
+  };
+  if (hasBoundary) {
+    option.geo = { map: "township", roam: false, itemStyle: { areaColor: "rgba(20,60,110,0.5)", borderColor: "#27c4ff" },
+      emphasis: { disabled: true }, label: { show: false } };
+  } else if (data.length) {
+    const axis = (vals) => ({ type: "value", show: false, scale: true, min: Math.min(...vals) - pad(vals), max: Math.max(...vals) + pad(vals) });
+    option.grid = { left: 10, right: 90, top: 10, bottom: 10 };
+    option.xAxis = axis(lons);
+    option.yAxis = axis(lats);
+  }
+  chart.setOption(option, { notMerge: true, lazyUpdate: true });
+}
+
+export async function initMap() {
+  if (!window.echarts) return;
+  await loadBoundary();
+  chart = window.echarts.init(document.getElementById("map"), null, { renderer: "canvas" });
+  chart.on("click", (p) => { if (p.data?.id) clickHandler(p.data.id, picking); });
+  window.addEventListener("resize", () => chart.resize());
+  register("map", render);
+}
