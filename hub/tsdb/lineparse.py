@@ -153,3 +153,12 @@ def parse_line_ns(line: str, default_time: float | None = None) -> tuple[Point, 
     else:
         raise LineParseError(f"unexpected text at {i}: {line[i:i + 20]!r}")
     return Point(measurement=measurement, tags=tags, fields=fields, time=ns / 1e9), ns
+
+
+def line_measurement(line: str) -> str:
+    """The (unescaped) measurement of a line, cheaply: the label of per-measurement metrics."""
+    comma, space = line.find(","), line.find(" ")
+    end = space if comma < 0 or 0 <= space < comma else comma
+    if end > 0 and "\\" not in line[:end]:
+        return line[:end]
+    return _read_name(line, 0, ", ")[0]
