@@ -91,3 +91,23 @@ cameras_by_health = Gauge(
     "vh_cameras_by_health", "Cameras by image health (ok, dark, blurred, covered, frozen, moved, stale)",
     ["health"], registry=REGISTRY,
 )
+
+# --- time-series writer (hub/tsdb/writer.py): per measurement, for the accounting invariant ---
+# A point is, at any moment, in exactly one of: stored, spooled (gauge), refused (dead letter),
+# dropped (spool full and memory bound reached), or the writer's memory buffer.
+points_stored = Counter(
+    "vh_points_stored", "Points accepted by the time-series store (directly or replayed from the spool)",
+    ["measurement"], registry=REGISTRY,
+)
+points_spooled = Gauge(
+    "vh_points_spooled", "Points waiting in the on-disk write spool", ["measurement"], registry=REGISTRY
+)
+points_refused = Counter(
+    "vh_points_refused", "Points the store refused (400/413/422), kept in the dead-letter file",
+    ["measurement"], registry=REGISTRY,
+)
+points_dropped = Counter(
+    "vh_points_dropped", "Points lost because the spool was full and the memory buffer too",
+    ["measurement"], registry=REGISTRY,
+)
+store_up = Gauge("vh_store_up", "1 while the time-series store accepts writes", registry=REGISTRY)
