@@ -1,0 +1,125 @@
+"""Broadcast routes of PROTOCOL §7: schedule, list, one with deliveries, cancel, calendar."""
+
+from __future__ import annotations
+
+from typing import Any, Literal, Protocol
+
+from fastapi import APIRouter, Depends, HTTPException, Query, status
+
+from hub.broadcasts.api_models import (
+    BroadcastIn,
+    BroadcastList,
+    BroadcastOut,
+    Calendar,
+    Created,
+    QuietHoursIn,
+)
+from hub.broadcasts.media import MediaError
+from hub.broadcasts.model import EMERGENCY_PRIORITY
+from hub.broadcasts.schedule import ScheduleError
+from hub.broadcasts.service import BroadcastService, NotFound
+
+
+class _Principal(Protocol):
+    name: str
+    role: str
+
+
+def unprocessable(loc: list[str], msg: str) -> HTTPException:
+    """A 422 shaped like FastAPI's own validation errors, naming the field."""
+    return HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT,
+                         [{"loc": loc, "msg": msg, "type": "value_error"}])
+
+
+def _parse_time(value: str, name: str, zone: str) -> float:
+    from zoneinfo import ZoneInfo
+
+    from hub.api.timeparams import parse_time
+
+    try:
+        return parse_time(value, 0.0, ZoneInfo(zone))
+    except ValueError as exc:
+        raise unprocessable(["query", name], str(exc)) from None
+
+
+def build_router(service: BroadcastService, viewer: Any, operator: Any) -> APIRouter:
+    """`viewer`/`operator`: dependencies returning a principal with `.name` and `.role`."""
+    router = APIRouter(prefix="/api/v1/broadcasts", tags=["broadcasts"])
+    Viewer = Depends(viewer)
+    Operator = Depends(operator)
+
+    def need_admin_for(priority: int, who: _Principal, what: str) -> None:
+        if priority >= EMERGENCY_PRIORITY and who.role != "admin":
+            raise HTTPException(
+                status.HTTP_403_FORBIDDEN,
+                f"priority {priority} is an emergency broadcast (8 and above): "
+                f"{what} it needs the admin role, you are {who.role}")
+
+    @router.post("", status_code=201, response_model=Created, summary="Schedule a broadcast")
+    def create(body: BroadcastIn, who: _Principal = Operator) -> Created:
+        need_admin_for(body.priority, who, "scheduling")
+        try:
+            return Created(id=service.create(body.to_spec(), who.name))
+        except ScheduleError as exc:
+            raise unprocessable(["body", "schedule"], str(exc)) from None
+        except MediaError as exc:
+            raise unprocessable(["body", *exc.field.split(".")], str(exc)) from None
+
+    @router.get("", response_model=BroadcastList, summary="Broadcasts, newest first")
+    def list_broadcasts(
+        status_: Literal["active", "finished", "cancelled"] | None = Query(None, alias="status"),
+        limit: int = Query(200, ge=1, le=1000),
+        _: _Principal = Viewer,
+    ) -> dict[str, Any]:
+        return {"items": service.list_broadcasts(status_, limit)}
+
+    @router.get("/calendar", response_model=Calendar,
+                summary="Occurrences between from and to (fired, missed and scheduled)")
+    def calendar(
+        from_: str = Query(..., alias="from", description="Unix seconds or ISO 8601"),
+        to: str = Query(..., description="Unix seconds or ISO 8601"),
+        _: _Principal = Viewer,
+    ) -> dict[str, Any]:
+        start = _parse_time(from_, "from", service.config.tz)
+        end = _parse_time(to, "to", service.config.tz)
+        if end < start:
+            raise unprocessable(["query", "to"], "must not be before from")
+        if end - start > 366 * 86400:
+            raise unprocessable(["query", "to"], "at most one year after from")
+        return {"start": start, "end": end, "items": service.calendar(start, end)}
+
+    @router.get("/now", summary="Broadcasts playing now and next up (wall screen, overview)")
+    def now(_: _Principal = Viewer) -> dict[str, Any]:
+        return {"playing": service.now_playing(), "next": service.next_up()}
+
+    @router.get("/quiet-hours", summary="Quiet hours: the default and each village's own")
+    def quiet_hours(_: _Principal = Viewer) -> dict[str, Any]:
+        return service.quiet_hours()
+
+    @router.put("/quiet-hours/{village}", summary="Set a village's quiet hours (admin)")
+    def set_quiet_hours(village: str, body: QuietHoursIn, who: _Principal = Operator) -> dict[str, Any]:
+        if who.role != "admin":
+            raise HTTPException(status.HTTP_403_FORBIDDEN, "setting quiet hours needs the admin role")
+        service.set_quiet_hours(village, body.start, body.end, who.name)
+        return service.quiet_hours()
+
+    @router.get("/{broadcast_id}", response_model=BroadcastOut,
+                summary="One broadcast with each occurrence and each speaker's delivery state")
+    def get_one(broadcast_id: str, _: _Principal = Viewer) -> dict[str, Any]:
+        try:
+            return service.get(broadcast_id)
+        except NotFound:
+            raise HTTPException(404, f"unknown broadcast {broadcast_id}") from None
+
+    @router.post("/{broadcast_id}/cancel", response_model=BroadcastOut,
+                 summary="Cancel future occurrences and stop it where it plays")
+    def cancel(broadcast_id: str, who: _Principal = Operator) -> dict[str, Any]:
+        try:
+            current = service.get(broadcast_id, upcoming=0)
+        except NotFound:
+            raise HTTPException(404, f"unknown broadcast {broadcast_id}") from None
+        need_admin_for(current["priority"], who, "cancelling")
+        service.cancel(broadcast_id, who.name)
+        return service.get(broadcast_id)
+
+    return router

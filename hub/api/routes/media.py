@@ -1,0 +1,73 @@
+"""Broadcast audio: upload (size and type checked), hub-side TTS, and the files speakers fetch.
+
+`GET /media/{sha256}` needs no token: speakers fetch by content hash (PROTOCOL §6 `audio`
+media carries url and sha256), and a hash names only a file someone uploaded on purpose.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Depends, File, HTTPException, UploadFile, status
+from fastapi.responses import FileResponse
+
+from hub.broadcasts.api_models import MediaOut, TtsIn
+from hub.broadcasts.media import MediaError, MediaInfo, MediaStore
+from hub.messages import Rejection
+
+_STATUS = {"too_large": status.HTTP_413_CONTENT_TOO_LARGE,
+           "unsupported_type": status.HTTP_415_UNSUPPORTED_MEDIA_TYPE,
+           "tts_unavailable": status.HTTP_501_NOT_IMPLEMENTED}
+
+
+def _out(store: MediaStore, info: MediaInfo) -> MediaOut:
+    return MediaOut(sha256=info.sha256, content_type=info.content_type, bytes=info.bytes,
+                    duration_s=info.duration_s, media=info.as_media(store.base_url))
+
+
+def _refuse(exc: MediaError, who: str) -> HTTPException:
+    from hub.broadcasts.service import count_rejection
+
+    count_rejection(Rejection("api", f"media_{exc.reason}", who, str(exc)))
+    code = _STATUS.get(exc.reason, status.HTTP_422_UNPROCESSABLE_CONTENT)
+    if code == status.HTTP_422_UNPROCESSABLE_CONTENT:
+        return HTTPException(code, [{"loc": ["body", *exc.field.split(".")], "msg": str(exc),
+                                     "type": "value_error"}])
+    return HTTPException(code, f"{exc.field}: {exc}")
+
+
+def build_media_router(store: MediaStore, viewer: Any, operator: Any) -> APIRouter:
+    router = APIRouter(tags=["media"])
+    Operator = Depends(operator)
+    del viewer  # reading media needs no token (see the module doc)
+
+    @router.post("/api/v1/media", status_code=201, response_model=MediaOut,
+                 summary="Upload an audio file for broadcasts (MP3, WAV, Ogg, FLAC, MP4/AAC)")
+    def upload(file: UploadFile = File(...), who: Any = Operator) -> MediaOut:
+        data = file.file.read(store.max_bytes + 1)
+        try:
+            info = store.add(data, file.filename or "")
+        except MediaError as exc:
+            raise _refuse(exc, who.name) from None
+        return _out(store, info)
+
+    @router.post("/api/v1/media/tts", status_code=201, response_model=MediaOut,
+                 summary="Synthesise speech on the hub (espeak-ng) for speakers that cannot")
+    def tts(body: TtsIn, who: Any = Operator) -> MediaOut:
+        try:
+            return _out(store, store.tts(body.text, body.lang))
+        except MediaError as exc:
+            raise _refuse(exc, who.name) from None
+
+    @router.get("/media/{sha256}", summary="An uploaded audio file, by its sha256",
+                response_class=FileResponse)
+    def get_media(sha256: str) -> FileResponse:
+        info = store.get(sha256)
+        path = store.path(sha256)
+        if info is None or path is None:
+            raise HTTPException(404, f"no media {sha256[:80]}")
+        return FileResponse(path, media_type=info.content_type,
+                            headers={"Cache-Control": "public, max-age=31536000, immutable",
+                                     "ETag": f'"{sha256}"'})
+
+    return router
