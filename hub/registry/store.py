@@ -49,6 +49,9 @@ CREATE TABLE IF NOT EXISTS devices (
   registered INTEGER NOT NULL DEFAULT 1,
   FOREIGN KEY (grp, village) REFERENCES groups(id, village) DEFERRABLE INITIALLY DEFERRED
 );
+CREATE INDEX IF NOT EXISTS groups_village ON groups (village);
+CREATE INDEX IF NOT EXISTS devices_village ON devices (village);
+CREATE INDEX IF NOT EXISTS devices_group ON devices (grp, village);
 PRAGMA user_version = 1;
 """
 
@@ -389,6 +392,8 @@ class Registry:
         gone_v = [k for k in s.villages if k not in villages]
         gone_g = [k for k in s.groups if k not in groups]
         gone_d = [k for k in s.devices if k not in devices]
+        new_v = [v for v in town.villages if s.villages.get(v.id) != v]
+        new_g = [g for g in town.groups if s.groups.get(g.id) != g]
         new_d = [d for d in town.devices if s.devices.get(d.id) != d]
         total = len(town.villages) + len(town.groups) + len(town.devices) + len(gone_d)
         done = 0
@@ -406,8 +411,8 @@ class Registry:
                 tick(len(chunk))
             db.executemany("DELETE FROM groups WHERE id = ?", [(k,) for k in gone_g])
             db.executemany("DELETE FROM villages WHERE id = ?", [(k,) for k in gone_v])
-            db.executemany(_UPSERT_VILLAGE, [_village_row(v) for v in town.villages])
-            db.executemany(_UPSERT_GROUP, [(g.id, g.name, g.village) for g in town.groups])
+            db.executemany(_UPSERT_VILLAGE, [_village_row(v) for v in new_v])
+            db.executemany(_UPSERT_GROUP, [(g.id, g.name, g.village) for g in new_g])
             tick(len(town.villages) + len(town.groups))
             for i in range(0, len(new_d), CHUNK):
                 db.executemany(_UPSERT_DEVICE, [_device_row(d) for d in new_d[i : i + CHUNK]])
@@ -417,10 +422,10 @@ class Registry:
         self._write(work)
         return ImportReport(
             villages_added=sum(v.id not in s.villages for v in town.villages),
-            villages_updated=sum(s.villages.get(v.id, v) != v for v in town.villages),
+            villages_updated=sum(v.id in s.villages for v in new_v),
             villages_removed=len(gone_v),
             groups_added=sum(g.id not in s.groups for g in town.groups),
-            groups_updated=sum(s.groups.get(g.id, g) != g for g in town.groups),
+            groups_updated=sum(g.id in s.groups for g in new_g),
             groups_removed=len(gone_g),
             devices_added=sum(not (d.id in s.devices and s.devices[d.id].registered) for d in new_d),
             devices_updated=sum(d.id in s.devices and s.devices[d.id].registered for d in new_d),
