@@ -13,7 +13,7 @@ import cv2
 import numpy as np
 
 from hub.snapshots.analysis import ANALYSIS_LONG_SIDE, FrameMetrics, measure
-from hub.snapshots.jpeg import JpegInfo, decode_reduced, reduction_for
+from hub.snapshots.jpeg import JpegInfo, Reject, decode_reduced, reduction_for
 
 THUMBNAIL_LONG_SIDE: Final = 320
 THUMBNAIL_QUALITY: Final = 75
@@ -26,13 +26,23 @@ class Analysed:
     thumbnail: bytes  # JPEG, THUMBNAIL_LONG_SIDE on its long side
 
 
-def analyse_jpeg(data: bytes, info: JpegInfo, thumbnail_long_side: int = THUMBNAIL_LONG_SIDE) -> Analysed | None:
-    """Decode at the smallest scale the analysis needs; None when the JPEG does not decode."""
+def analyse_jpeg(data: bytes, info: JpegInfo, thumbnail_long_side: int = THUMBNAIL_LONG_SIDE) -> Analysed | Reject:
+    """Decode at the smallest scale the analysis needs, then measure and make the thumbnail."""
     factor = reduction_for(info, ANALYSIS_LONG_SIDE)
     img = decode_reduced(data, factor)
     if img is None:
-        return None
+        return Reject.UNDECODABLE
+    if grey_filled(img):
+        return Reject.TRUNCATED
     return Analysed(measure(img), factor, make_thumbnail(img, thumbnail_long_side))
+
+
+def grey_filled(img: np.ndarray) -> bool:
+    """libjpeg fills the part of a truncated scan it never got with exact mid-grey (128) and
+    reports success; an end marker glued onto half a file passes the marker checks, so look
+    at the bottom rows: no camera image is exactly 128 in every pixel of a whole band."""
+    band = img[-max(1, img.shape[0] // 32) :]
+    return bool(np.all(band == 128))
 
 
 def make_thumbnail(img: np.ndarray, long_side: int = THUMBNAIL_LONG_SIDE) -> bytes:

@@ -219,7 +219,7 @@ class SnapshotService:
                         self._ready.append(device_id)
                     self._cond.notify_all()
 
-    def _analyse(self, data: bytes, info: JpegInfo) -> Analysed | None:
+    def _analyse(self, data: bytes, info: JpegInfo) -> Analysed | Reject:
         if self._pool is not None:
             return self._pool.submit(analyse_jpeg, data, info).result()
         return analyse_jpeg(data, info)
@@ -228,9 +228,9 @@ class SnapshotService:
         started = time.perf_counter()
         analysed = self._analyse(item.msg.payload, item.info)
         metrics.snapshot_analysis_seconds.observe(time.perf_counter() - started)
-        if analysed is None:
-            self._reject(device_id, Reject.UNDECODABLE, "OpenCV could not decode it", None)
-            self._answer(item.cmd_ids, {"state": "rejected", "reason": Reject.UNDECODABLE.value})
+        if isinstance(analysed, Reject):
+            self._reject(device_id, analysed, "the JPEG body does not decode (cut short or corrupt)", None)
+            self._answer(item.cmd_ids, {"state": "rejected", "reason": analysed.value})
             return
         cam = self._camera(device_id)
         update = cam.health.update(analysed.metrics, cam.thresholds or self.config.thresholds)
