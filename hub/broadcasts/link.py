@@ -1,0 +1,116 @@
+"""A minimal MQTT edge for running the broadcast service on its own (bench, tests, tools).
+
+In the hub the lead's MQTT client, ingest pipeline and presence service do this job; here
+one paho client publishes commands, follows `…/status` (presence) and `…/ack`, and hands
+them to the service from a worker thread (the paho network thread only enqueues).
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+from typing import Any
+from urllib.parse import urlsplit
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+
+from hub.clock import Clock
+from hub.topics import Topics
+
+log = logging.getLogger(__name__)
+
+
+class BroadcastLink:
+    def __init__(self, url: str, clock: Clock, *, root: str = "vhub/v1",
+                 client_id: str = "villagehub-broadcasts", max_inflight: int = 1000) -> None:
+        parts = urlsplit(url)
+        self.host, self.port = parts.hostname or "127.0.0.1", parts.port or 1883
+        self.topics = Topics(root)
+        self.clock = clock
+        self.online: dict[str, bool] = {}
+        self.service: Any = None  # a BroadcastService, set by attach()
+        self._inbox: queue.Queue[tuple[str, str, bytes, float] | threading.Event | None] = (
+            queue.Queue())
+        self._connected = threading.Event()
+        self._worker: threading.Thread | None = None
+        self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id,
+                                  protocol=mqtt.MQTTv5)
+        self.client.max_inflight_messages_set(max_inflight)
+        self.client.max_queued_messages_set(0)
+        if parts.username:
+            self.client.username_pw_set(parts.username, parts.password)
+        self.client.on_connect = self._on_connect
+        self.client.on_message = self._on_message
+
+    def attach(self, service: Any) -> None:
+        self.service = service
+
+    def is_online(self, device_id: str) -> bool:
+        return self.online.get(device_id, False)
+
+    def publish(self, topic: str, payload: bytes, qos: int = 1, retain: bool = False,
+                properties: dict[str, str] | None = None) -> None:
+        props = None
+        if properties:
+            props = Properties(PacketTypes.PUBLISH)
+            props.UserProperty = list(properties.items())
+        self.client.publish(topic, payload, qos=qos, retain=retain, properties=props)
+
+    def start(self, timeout: float = 10.0) -> None:
+        self._worker = threading.Thread(target=self._work, name="broadcast-link", daemon=True)
+        self._worker.start()
+        self.client.connect(self.host, self.port, keepalive=30)
+        self.client.loop_start()
+        if not self._connected.wait(timeout):
+            raise TimeoutError(f"no MQTT connection to {self.host}:{self.port}")
+
+    def stop(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
+        self._inbox.put(None)
+        if self._worker is not None:
+            self._worker.join(5)
+
+    def drain(self, timeout: float = 5.0) -> None:
+        """Wait until everything received so far has been handed to the service."""
+        done = threading.Event()
+        self._inbox.put(done)
+        done.wait(timeout)
+
+    def _on_connect(self, client: mqtt.Client, _u: Any, _f: Any, rc: Any, _p: Any = None) -> None:
+        if rc.is_failure:
+            log.warning("broadcast link refused by the broker: %s", rc)
+            return
+        client.subscribe([(self.topics.inbound_filter("status"), 1),
+                          (self.topics.inbound_filter("ack"), 1)])
+        self._connected.set()
+
+    def _on_message(self, _c: mqtt.Client, _u: Any, msg: mqtt.MQTTMessage) -> None:
+        t = self.topics.parse(msg.topic)
+        if t is not None:
+            self._inbox.put((t.device_id, t.channel, bytes(msg.payload), self.clock.now()))
+
+    def _work(self) -> None:
+        while True:
+            item = self._inbox.get()
+            if item is None:
+                return
+            if isinstance(item, threading.Event):
+                item.set()
+                continue
+            device_id, channel, payload, at = item
+            try:
+                if channel == "status":
+                    online = payload == b"online"
+                    was = self.online.get(device_id)
+                    self.online[device_id] = online
+                    if self.service is not None and was is not online:
+                        self.service.on_presence(device_id, online, at)
+                elif channel == "ack" and self.service is not None:
+                    self.service.on_ack(device_id, payload, at)
+            except Exception:
+                log.exception("broadcast link: %s from %s failed", channel, device_id)
