@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import pytest
 
@@ -20,7 +21,7 @@ SPEAKER = {"volume": int, "state": str, "playing": (str, type(None)), "amp_temp_
            "power_w": (int, float), "mains": bool, "battery_pct": (int, float)}
 
 
-def check_heartbeat(m: Msg, kind: str) -> dict[str, object]:
+def check_heartbeat(m: Msg, kind: str) -> dict[str, Any]:
     hb = m.json()
     assert isinstance(hb, dict) and len(m.payload) <= 16 * 1024
     assert not m.retain and m.qos in (0, 1)
