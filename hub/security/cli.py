@@ -44,6 +44,7 @@ credentials_app = typer.Typer(
 app.add_typer(credentials_app, name="credentials")
 
 out = Console()
+REGISTRY_DB = "registry.db"
 err = Console(stderr=True)
 
 DataDir = Annotated[
@@ -96,12 +97,14 @@ def collect_ids(ids: list[str] | None, ids_file: Path | None, data_dir: Path, fr
 
 
 def _registry_ids(data_dir: Path) -> list[str]:
-    try:
-        from hub.registry import Registry  # type: ignore[attr-defined]
-    except ImportError:
-        raise _fail("the device registry (hub.registry) is not available here; use --ids-file") from None
-    registry = Registry(data_dir / "registry.db")
-    return [device.id for device in registry.devices()]
+    """Registered devices of `<data_dir>/registry.db` (devices seen but not registered get none)."""
+    from hub.registry import Registry
+
+    path = data_dir / REGISTRY_DB
+    if not path.exists():
+        raise _fail(f"no registry at {path}: import the township first, or use --ids-file")
+    with Registry(path) as registry:
+        return sorted(d.id for d in registry.devices() if d.registered)
 
 
 def _store(data_dir: Path) -> CredentialStore:
