@@ -1,0 +1,308 @@
+"""Registry routes: villages and groups, township import/export, device registration edits.
+
+GET /api/v1/devices and /devices/{id} (registry joined with live state) live in routes/devices.py.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response, UploadFile, status
+from fastapi.responses import JSONResponse, PlainTextResponse
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.concurrency import run_in_threadpool
+
+from hub.registry.model import Device, Group, ImportReport, Village
+from hub.registry.store import Registry, RegistryError
+from hub.registry.township_file import (
+    Lat,
+    Lon,
+    Name,
+    OptId,
+    Quiet,
+    Tags,
+    TownshipFileError,
+    Url,
+    parse_township,
+    to_csv,
+    to_document,
+    to_yaml,
+)
+from hub.topics import is_valid_id
+
+ID_RULE = "must be 1-64 letters, digits, _ or -, starting with a letter or digit"
+
+
+# ------------------------------------------------------------------ request / response models
+
+
+class GroupOut(BaseModel):
+    id: str
+    village: str
+    name: str
+    cameras: int = 0
+    speakers: int = 0
+
+
+class VillageOut(BaseModel):
+    id: str
+    name: str
+    lat: float | None
+    lon: float | None
+    quiet_hours: str | None = Field(description="HH:MM-HH:MM local time; null means the hub default")
+    cameras: int = 0
+    speakers: int = 0
+    groups: list[GroupOut] = Field(default_factory=list)
+
+
+class VillageBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: Name
+    lat: Lat = None
+    lon: Lon = None
+    quiet_hours: Quiet = None
+
+
+class GroupBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    village: Annotated[str, Field(min_length=1, max_length=64)]
+    name: Name
+
+
+class DeviceBody(BaseModel):
+    """A registration. With a `group` and no `village`, the group's village is used."""
+
+    model_config = ConfigDict(extra="forbid")
+    kind: Literal["camera", "speaker"]
+    name: Name
+    village: OptId = None
+    group: OptId = None
+    lat: Lat = None
+    lon: Lon = None
+    tags: Tags = Field(default_factory=dict)
+    stream_url: Url = None
+
+
+class DeviceOut(BaseModel):
+    id: str
+    kind: str
+    name: str
+    village: str | None
+    group: str | None
+    lat: float | None
+    lon: float | None
+    tags: dict[str, str]
+    stream_url: str | None
+    registered: bool
+
+
+class ImportOut(BaseModel):
+    villages_added: int
+    villages_updated: int
+    villages_removed: int
+    groups_added: int
+    groups_updated: int
+    groups_removed: int
+    devices_added: int
+    devices_updated: int
+    devices_unchanged: int
+    devices_removed: int
+    seconds: float
+
+
+def _device_out(d: Device) -> DeviceOut:
+    return DeviceOut(id=d.id, kind=d.kind, name=d.name, village=d.village, group=d.group, lat=d.lat,
+                     lon=d.lon, tags=dict(d.tags), stream_url=d.stream_url, registered=d.registered)
+
+
+def _unprocessable(errors: list[str]) -> JSONResponse:
+    """422 in the app's shape: a summary plus one entry per error naming where it is."""
+    items = []
+    for e in errors:
+        where, sep, message = e.partition(": ")
+        items.append({"field": where or "body", "message": message if sep else e, "type": "value_error"})
+    head = "; ".join(errors[:5]) + (f"; … {len(errors) - 5} more" if len(errors) > 5 else "")
+    return JSONResponse({"detail": head, "errors": items}, status_code=status.HTTP_422_UNPROCESSABLE_ENTITY)
+
+
+_IMPORT_BODY: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "description": "A township file (docs/registry.md): YAML/JSON or CSV as the body, or a "
+        "multipart form with a `file` field.",
+        "content": {
+            "application/yaml": {"schema": {"type": "string"}},
+            "text/csv": {"schema": {"type": "string"}},
+            "multipart/form-data": {
+                "schema": {"type": "object", "properties": {"file": {"type": "string", "format": "binary"}},
+                           "required": ["file"]}
+            },
+        },
+    }
+}
+
+_FORMATS = {"csv": "csv", "yaml": "yaml", "yml": "yaml", "json": "yaml"}
+
+
+def _format_of(content_type: str, explicit: str | None) -> Literal["yaml", "csv"] | None:
+    if explicit:
+        return "csv" if explicit == "csv" else "yaml"
+    ct = content_type.split(";")[0].strip().lower()
+    if ct.endswith("csv"):
+        return "csv"
+    if "yaml" in ct or ct.endswith("json"):
+        return "yaml"
+    return None  # guess from the content
+
+
+def build_router(registry: Registry, viewer_dep: Callable[..., Any], admin_dep: Callable[..., Any]) -> APIRouter:
+    router = APIRouter(prefix="/api/v1", tags=["registry"])
+    viewer = [Depends(viewer_dep)]
+    admin = [Depends(admin_dep)]
+
+    def counts() -> tuple[dict[str, dict[str, int]], dict[str, dict[str, int]]]:
+        by_village: dict[str, dict[str, int]] = {}
+        by_group: dict[str, dict[str, int]] = {}
+        for d in registry.devices():
+            if d.village:
+                c = by_village.setdefault(d.village, {"camera": 0, "speaker": 0})
+                c[d.kind] += 1
+            if d.group:
+                c = by_group.setdefault(d.group, {"camera": 0, "speaker": 0})
+                c[d.kind] += 1
+        return by_village, by_group
+
+    def group_out(g: Group, by_group: dict[str, dict[str, int]]) -> GroupOut:
+        c = by_group.get(g.id, {})
+        return GroupOut(id=g.id, village=g.village, name=g.name, cameras=c.get("camera", 0),
+                        speakers=c.get("speaker", 0))
+
+    def village_out(v: Village, by_village: dict[str, dict[str, int]], by_group: dict[str, dict[str, int]]) -> VillageOut:
+        c = by_village.get(v.id, {})
+        return VillageOut(
+            id=v.id, name=v.name, lat=v.lat, lon=v.lon, quiet_hours=v.quiet_hours,
+            cameras=c.get("camera", 0), speakers=c.get("speaker", 0),
+            groups=[group_out(g, by_group) for g in registry.groups(village=v.id)],
+        )
+
+    @router.get("/villages", dependencies=viewer, response_model=list[VillageOut])
+    def list_villages() -> list[VillageOut]:
+        """Every village with its groups and device counts."""
+        by_village, by_group = counts()
+        return [village_out(v, by_village, by_group) for v in registry.villages()]
+
+    @router.get("/villages/{village_id}", dependencies=viewer, response_model=VillageOut)
+    def get_village(village_id: str) -> VillageOut:
+        v = registry.get_village(village_id)
+        if v is None:
+            raise HTTPException(status.HTTP_404_NOT_FOUND, f"no village {village_id}")
+        by_village, by_group = counts()
+        return village_out(v, by_village, by_group)
+
+    @router.put("/villages/{village_id}", dependencies=admin, response_model=VillageOut,
+                responses={422: {"description": "a field is invalid"}})
+    def put_village(village_id: str, body: VillageBody) -> Any:
+        """Create or edit a village (admin)."""
+        if not is_valid_id(village_id):
+            return _unprocessable([f"id: {ID_RULE}"])
+        try:
+            v = registry.upsert_village(Village(village_id, body.name, body.lat, body.lon, body.quiet_hours))
+        except RegistryError as exc:
+            return _unprocessable(exc.errors)
+        by_village, by_group = counts()
+        return village_out(v, by_village, by_group)
+
+    @router.get("/groups", dependencies=viewer, response_model=list[GroupOut])
+    def list_groups(village: Annotated[str | None, Query(description="only this village's groups")] = None) -> list[GroupOut]:
+        """村民组, each with its village and device counts."""
+        _, by_group = counts()
+        return [group_out(g, by_group) for g in registry.groups(village=village)]
+
+    @router.put("/groups/{group_id}", dependencies=admin, response_model=GroupOut,
+                responses={422: {"description": "a field is invalid or the village is unknown"}})
+    def put_group(group_id: str, body: GroupBody) -> Any:
+        """Create or edit a group (admin)."""
+        if not is_valid_id(group_id):
+            return _unprocessable([f"id: {ID_RULE}"])
+        try:
+            g = registry.upsert_group(Group(group_id, body.village, body.name))
+        except RegistryError as exc:
+            return _unprocessable(exc.errors)
+        _, by_group = counts()
+        return group_out(g, by_group)
+
+    @router.put("/devices/{device_id}", dependencies=admin, response_model=DeviceOut,
+                responses={201: {"description": "newly registered"},
+                           422: {"description": "a field is invalid or a reference is unknown"}})
+    def put_device(device_id: str, body: DeviceBody, response: Response) -> Any:
+        """Register a device or edit its registration (admin). A device seen unregistered becomes registered."""
+        if not is_valid_id(device_id):
+            return _unprocessable([f"id: {ID_RULE}"])
+        before = registry.get(device_id)
+        try:
+            d = registry.upsert_device(Device(device_id, body.kind, body.name, body.village, body.group,
+                                              body.lat, body.lon, dict(body.tags), body.stream_url))
+        except RegistryError as exc:
+            return _unprocessable(exc.errors)
+        if before is None or not before.registered:
+            response.status_code = status.HTTP_201_CREATED
+        return _device_out(d)
+
+    @router.delete("/devices/{device_id}", dependencies=admin, status_code=status.HTTP_204_NO_CONTENT,
+                   responses={404: {"description": "no such device"}})
+    def delete_device(device_id: str) -> Response:
+        """Remove a device from the registry (admin). If it keeps publishing it comes back unregistered."""
+        if not registry.delete_device(device_id):
+            raise HTTPException(status.HTTP_404_NOT_FOUND, f"no device {device_id}")
+        return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+    @router.post("/registry/import", dependencies=admin, response_model=ImportOut, openapi_extra=_IMPORT_BODY,
+                 responses={422: {"description": "errors naming the row (CSV) or line (YAML) and field"}})
+    async def import_township(
+        request: Request,
+        replace: Annotated[bool, Query(description="remove registered records the file does not list")] = False,
+        format: Annotated[Literal["yaml", "csv", "json"] | None, Query(description="default: from the content type or the content")] = None,
+    ) -> Any:
+        """Import a township file, all or nothing (admin)."""
+        content_type = request.headers.get("content-type", "")
+        filename: str | None = None
+        if content_type.startswith("multipart/form-data"):
+            form = await request.form()
+            upload = form.get("file")
+            if not isinstance(upload, UploadFile):
+                return _unprocessable(["file: required (a multipart field named file)"])
+            data = await upload.read()
+            filename = upload.filename
+            fmt = _format_of(upload.content_type or "", format)
+        else:
+            data = await request.body()
+            fmt = _format_of(content_type, format)
+        if not data.strip():
+            return _unprocessable(["body: empty; send a township file"])
+
+        def work() -> ImportReport:
+            town = parse_township(data, fmt=fmt, filename=filename)
+            return registry.import_township(town, replace=replace)
+
+        try:
+            report = await run_in_threadpool(work)
+        except (TownshipFileError, RegistryError) as exc:
+            return _unprocessable(exc.errors)
+        return ImportOut(**{k: getattr(report, k) for k in ImportOut.model_fields})
+
+    @router.get("/registry/export", dependencies=viewer,
+                responses={200: {"content": {"application/yaml": {}, "text/csv": {}, "application/json": {}}}})
+    def export_township(format: Annotated[Literal["yaml", "csv", "json"], Query()] = "yaml") -> Response:
+        """The registered villages, groups and devices as a township file."""
+        town = registry.township()
+        if format == "csv":
+            return PlainTextResponse(to_csv(town), media_type="text/csv; charset=utf-8",
+                                     headers={"Content-Disposition": 'attachment; filename="township.csv"'})
+        if format == "json":
+            return Response(json.dumps(to_document(town), ensure_ascii=False), media_type="application/json")
+        return Response(to_yaml(town), media_type="application/yaml; charset=utf-8",
+                        headers={"Content-Disposition": 'attachment; filename="township.yaml"'})
+
+    return router
