@@ -37,7 +37,7 @@ const DICT = {
     error: "错误：{msg}", forbidden: "权限不足",
     state_pending: "待发", state_sent: "已发", state_received: "已收到", state_playing: "播放中", state_done: "完成", state_failed: "失败",
     state_rejected: "拒绝", state_preempted: "被打断", state_expired: "过期", state_offline: "离线", state_scheduled: "已排程", state_cancelled: "已取消",
-    state_active: "进行中", state_completed: "已完成",
+    state_active: "进行中", state_completed: "已完成", state_finished: "已结束", state_fired: "已播", state_missed: "错过",
   },
   en: {
     slogan: "One screen, the whole township", hub: "Hub", broker: "Broker", store: "Store", live: "Live",
@@ -76,7 +76,7 @@ const DICT = {
     error: "Error: {msg}", forbidden: "Not allowed for your role",
     state_pending: "pending", state_sent: "sent", state_received: "received", state_playing: "playing", state_done: "done", state_failed: "failed",
     state_rejected: "rejected", state_preempted: "preempted", state_expired: "expired", state_offline: "offline", state_scheduled: "scheduled", state_cancelled: "cancelled",
-    state_active: "active", state_completed: "completed",
+    state_active: "active", state_completed: "completed", state_finished: "finished", state_fired: "fired", state_missed: "missed",
   },
 };
 

@@ -34,14 +34,27 @@ async function loadDevices() {
   state.devices = all;
 }
 
-function todayRange() {
+/** Today in the township's zone, as Unix seconds [from, to). */
+export function todayRange() {
   const now = Date.now() / 1000;
-  const dayStart = now - ((now + tzOffsetMinutes(now) * 60) % 86400); // township's local midnight
-  return { from: Math.floor(dayStart - 86400), to: Math.floor(dayStart + 2 * 86400) };
+  const dayStart = Math.floor(now - ((now + tzOffsetMinutes(now) * 60) % 86400)); // local midnight
+  return { from: dayStart, to: dayStart + 86400 };
+}
+
+async function loadCalendar() {
+  const { from, to } = todayRange();
+  state.calendarFrom = from;
+  const cal = await api(`/broadcasts/calendar?from=${from}&to=${to}`).catch(() => null);
+  if (cal) state.calendar = Array.isArray(cal) ? cal : cal.items || [];
+  markDirty("speakers", "kpis");
 }
 
 async function loadOverview() {
-  const ov = await api("/overview");
+  const [ov, now] = await Promise.all([api("/overview"), api("/broadcasts/now").catch(() => null)]);
+  // the broadcasts service's own "now" view fills in what the overview leaves empty
+  ov.broadcasts = ov.broadcasts || {};
+  if (now && !(ov.broadcasts.playing || []).length) ov.broadcasts.playing = now.playing || [];
+  if (now && !(ov.broadcasts.next || []).length) ov.broadcasts.next = now.next || [];
   state.overview = ov;
   if (ov.tz) state.tz = ov.tz;
   if (ov.health) { state.health.mqtt = ov.health.mqtt; state.health.store = ov.health.store; }
@@ -51,12 +64,11 @@ async function loadOverview() {
 
 async function loadAll() {
   try {
-    const { from, to } = todayRange();
-    const [villages, alerts, history, calendar] = await Promise.all([
+    const [villages, alerts, history] = await Promise.all([
       api("/villages").catch(() => null),
       api("/alerts?state=open"),
       api("/stats/history?hours=24").catch(() => null),
-      api(`/broadcasts/calendar?from=${from}&to=${to}`).catch(() => null),
+      loadCalendar(),
       loadOverview(),
       loadDevices(),
     ]);
@@ -67,7 +79,6 @@ async function loadAll() {
     const next = new Map(open.map((a) => [String(a.id), a]));
     state.alerts = next;
     if (history) state.history = history;
-    state.calendar = Array.isArray(calendar) ? calendar : calendar?.items || calendar?.occurrences || [];
     state.health.hub = true;
   } catch (err) {
     if (err.status !== 401) state.health.hub = false;
@@ -78,7 +89,13 @@ async function loadAll() {
 
 function scheduleOverview() {
   if (overviewTimer) return;
-  overviewTimer = setTimeout(() => { overviewTimer = 0; loadOverview().catch(() => {}); }, OVERVIEW_DEBOUNCE_MS);
+  overviewTimer = setTimeout(() => { overviewTimer = 0; loadOverview().catch(() => {}); loadCalendar(); }, OVERVIEW_DEBOUNCE_MS);
+}
+
+function liveBroadcast(id) {
+  let b = state.progress.get(id);
+  if (!b) { b = { id, done: 0, total: 0, by_state: {} }; state.progress.set(id, b); }
+  return b;
 }
 
 function findAlertByKey(key) { for (const a of state.alerts.values()) if (a.key === key && a.state === "open") return a; return null; }
@@ -115,16 +132,21 @@ export function handleEvent(ev) {
       onSnapshot({ ...d, ts: d.ts ?? ev.ts });
       break;
     case "delivery": {
-      state.progress.set(d.broadcast_id, { done: d.done, total: d.total });
-      const playing = state.overview?.broadcasts?.playing || [];
-      if (!playing.some((b) => b.id === d.broadcast_id)) scheduleOverview();
+      const live = liveBroadcast(d.broadcast_id);
+      Object.assign(live, { done: d.done, total: d.total, by_state: d.by_state || {}, updated: Date.now() / 1000 });
       markDirty("progress", "bclist");
       break;
     }
-    case "broadcast":
+    case "broadcast": {
+      const live = liveBroadcast(d.id);
+      for (const k of ["title", "priority", "status"]) if (d[k] !== undefined) live[k] = d[k];
+      if (d.total !== undefined && d.status !== "cancelled") Object.assign(live, { total: d.total, done: 0, by_state: {} });
+      live.updated = Date.now() / 1000;
       scheduleOverview();
       reloadBroadcastList();
+      markDirty("progress");
       break;
+    }
     case "health":
       if ("mqtt" in d) state.health.mqtt = d.mqtt;
       if ("store" in d) state.health.store = d.store;

@@ -10,7 +10,8 @@ export const state = {
   history: null,            // GET /stats/history
   broadcasts: [],           // GET /broadcasts (operator list)
   calendar: [],             // today's occurrences
-  progress: new Map(),      // broadcast id → {done, total} from delivery events
+  calendarFrom: 0,          // the township's local midnight (Unix s)
+  progress: new Map(),      // broadcast id → {title, priority, status, done, total, by_state, updated} from events
   health: { hub: null, mqtt: null, store: null },
   link: "connecting",
   tz: "Asia/Shanghai",
@@ -56,6 +57,14 @@ export function countDevices(kind, village) {
     c[d.status in c ? d.status : "unknown"] += 1;
   }
   return c;
+}
+
+/** Broadcast occurrences today (calendar), or the overview's count when there is no calendar. */
+export function broadcastsToday(from, to) {
+  if (state.calendar.length || state.overview?.broadcasts?.today === undefined) {
+    return state.calendar.filter((o) => { const at = o.at ?? o.start; return at >= from && at < to; }).length;
+  }
+  return state.overview.broadcasts.today;
 }
 
 export function openAlerts() {

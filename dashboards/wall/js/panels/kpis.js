@@ -1,6 +1,7 @@
 // KPI strip: cameras online x/y, speakers online, broadcasts today, open alarms, villages.
 import { t } from "../i18n.js";
-import { countDevices, openAlerts, openAlertsByVillage, register, state } from "../state.js";
+import { broadcastsToday, countDevices, openAlerts, openAlertsByVillage, register, state } from "../state.js";
+import { playingNow } from "./speakers.js";
 
 function setKpi(id, value, total, pct) {
   const el = document.getElementById(id);
@@ -19,9 +20,10 @@ export function initKpis() {
       const c = countDevices(kind);
       setKpi(id, c.online, c.total, c.total ? Math.round((100 * c.online) / c.total) : 0);
     }
-    const b = state.overview?.broadcasts;
-    setKpi("kpi-broadcasts", b?.today ?? "-");
-    document.getElementById("kpi-playing").textContent = b ? t("playing_now", { n: (b.playing || []).length }) : "";
+    const now = Date.now() / 1000;
+    const dayStart = now - (now - state.calendarFrom) % 86400;
+    setKpi("kpi-broadcasts", state.overview ? broadcastsToday(dayStart, dayStart + 86400) : "-");
+    document.getElementById("kpi-playing").textContent = state.overview ? t("playing_now", { n: playingNow().length }) : "";
     const open = openAlerts();
     setKpi("kpi-alarms", open.length);
     const crit = open.filter((a) => a.severity === "critical").length;

@@ -145,10 +145,11 @@ function renderList() {
   const items = [...state.broadcasts].sort((a, b) => (b.created_at ?? 0) - (a.created_at ?? 0)).slice(0, 40);
   if (!items.length) { ul.innerHTML = `<li class="empty">${esc(t("bc_empty"))}</li>`; return; }
   ul.innerHTML = items.map((b) => {
-    const st = b.state ? t(`state_${b.state}`) : "";
+    const status = b.status ?? b.state;
+    const st = status ? t(`state_${status}`) : "";
     const live = state.progress.get(b.id);
-    const prog = live ? `${live.done}/${live.total}` : "";
-    const cancellable = !["cancelled", "done", "completed"].includes(b.state);
+    const prog = live?.total ? `${live.done}/${live.total}` : "";
+    const cancellable = status === "active" || status === "scheduled";
     return `<li data-broadcast="${esc(b.id)}"><span class="prio${b.priority >= 8 ? " emergency" : ""}">P${esc(b.priority)}</span>`
       + `<span class="grow">${esc(b.title)}<br><span class="hint">${esc(b.id)} ${b.created_at ? esc(fmtDateTime(b.created_at)) : ""}</span></span>`
       + `<span class="num">${esc(st)} ${esc(prog)}</span>${cancellable ? `<button class="btn small danger" data-cancel="${esc(b.id)}">${esc(t("bc_cancel"))}</button>` : ""}</li>`;
