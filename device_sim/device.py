@@ -32,6 +32,7 @@ from device_sim.township import DeviceSpec
 log = logging.getLogger(__name__)
 RECONNECT_MIN_S: Final = 1.0
 RECONNECT_MAX_S: Final = 60.0
+OUTBOX_MAX: Final = 100  # events and acks kept while offline, sent after reconnecting
 POWER_LOSS_DROP_AFTER_S: Final = 0.3  # the power_loss event leaves before the socket dies
 
 
@@ -100,6 +101,7 @@ class SimDevice:
         self._power_lost_at: float | None = None
         self._malformed_i = 0
         self.rssi = rng.randint(-85, -55)
+        self._outbox: list[tuple[str, bytes, int]] = []
 
     # -- clock ------------------------------------------------------------------
 
@@ -174,6 +176,9 @@ class SimDevice:
         self.connected.set()
         self.publish(self.topics.status, payloads.ONLINE, qos=1, retain=True)
         client.subscribe([(self.topics.cmd, 1), (self.topics.hub_status, 1)])
+        pending, self._outbox = self._outbox, []
+        for topic, payload, qos in pending:
+            self.publish(topic, payload, qos)
         if self._power_lost_at is not None:
             outage = self.clock.now() - self._power_lost_at
             self._power_lost_at = None
@@ -232,6 +237,9 @@ class SimDevice:
                 properties: Properties | None = None) -> None:
         c = self._client
         if c is None or not self.connected.is_set():
+            channel = topic.rsplit("/", 1)[1]
+            if channel in ("event", "ack") and len(self._outbox) < OUTBOX_MAX:
+                self._outbox.append((topic, payload, qos))  # firmware keeps these for later
             return
         c.publish(topic, payload, qos=qos, retain=retain, properties=properties)
         self.stats.published[topic.rsplit("/", 1)[1]] += 1

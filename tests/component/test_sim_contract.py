@@ -14,10 +14,10 @@ from tests.servers import MosquittoServer
 pytestmark = pytest.mark.component
 
 CAM, SPK = DeviceSpec("c-contract", "camera", "v01", "g1"), DeviceSpec("s-contract", "speaker", "v01", "g1")
-COMMON = {"kind": str, "ts": float, "seq": int, "interval_s": float, "uptime_s": int, "rssi_dbm": int, "fw": str}
-CAMERA = {"fps": (int, float), "bitrate_kbps": (int, float), "temp_c": float, "storage_free_pct": float,
+COMMON: dict[str, Any] = {"kind": str, "ts": float, "seq": int, "interval_s": float, "uptime_s": int, "rssi_dbm": int, "fw": str}
+CAMERA: dict[str, Any] = {"fps": (int, float), "bitrate_kbps": (int, float), "temp_c": float, "storage_free_pct": float,
           "recording": bool, "stream_url": str}
-SPEAKER = {"volume": int, "state": str, "playing": (str, type(None)), "amp_temp_c": float,
+SPEAKER: dict[str, Any] = {"volume": int, "state": str, "playing": (str, type(None)), "amp_temp_c": float,
            "power_w": (int, float), "mains": bool, "battery_pct": (int, float)}
 
 
