@@ -44,6 +44,7 @@ _URL_SCHEMES: Final = ("rtsp://", "rtsps://", "http://", "https://")
 CSV_COLUMNS: Final = (
     "kind", "id", "name", "village", "group", "lat", "lon", "quiet_hours", "stream_url", "tags",
 )
+IGNORED_COLUMNS: Final = ("password",)  # read by the simulator (device_sim), never stored by the hub
 
 
 class TownshipFileError(ValueError):
@@ -115,6 +116,7 @@ class _DeviceBase(BaseModel):
     lon: Lon = None
     stream_url: Url = None
     tags: Tags = Field(default_factory=dict)
+    password: str | None = Field(None, description="for the simulator only; the hub ignores it")
 
 
 class _GroupIn(BaseModel):
@@ -396,6 +398,8 @@ def parse_csv(text: str) -> Township:
             value = cell.strip()
             if not value:
                 continue
+            if col in IGNORED_COLUMNS:
+                continue
             if col.startswith("tag:"):
                 tags[col[4:]] = value
             elif col == "tags":
@@ -440,7 +444,7 @@ def parse_csv(text: str) -> Township:
 def _check_header(header: list[str], rownum: int) -> list[str]:
     errors = []
     for col in header:
-        if col not in CSV_COLUMNS and not col.startswith("tag:"):
+        if col not in CSV_COLUMNS and col not in IGNORED_COLUMNS and not col.startswith("tag:"):
             errors.append(f"row {rownum}, column {col or '(empty)'}: unknown column")
     for required in ("kind", "id", "name"):
         if required not in header:
@@ -558,14 +562,18 @@ def device_errors(d: Device) -> list[str]:
 def decode(data: bytes | str) -> str:
     """UTF-8 (with or without a BOM, as Excel writes it), else GB18030 (Chinese Excel's CSV)."""
     if isinstance(data, str):
-        return data
-    try:
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError:
+        text = data
+    else:
         try:
-            return data.decode("gb18030")
+            text = data.decode("utf-8-sig")
         except UnicodeDecodeError:
-            raise TownshipFileError(["not text: encode the file as UTF-8"]) from None
+            try:
+                text = data.decode("gb18030")
+            except UnicodeDecodeError:
+                text = "\0"
+    if "\0" in text:
+        raise TownshipFileError(["not text: a township file is UTF-8 YAML or CSV"])
+    return text
 
 
 def detect_format(text: str, filename: str | None = None) -> Format:
