@@ -1,0 +1,1 @@
+"""VillageHub benchmarks: `python -m bench all` (see docs/benchmarks.md)."""

@@ -1,0 +1,240 @@
+"""Ingest benchmark (issue 2): the hub's heartbeat rate into InfluxDB against mosquitto_sub.
+
+    python -m bench.ingest [--messages 300000] [--workers 0,2] [--quick]
+
+In one run, on one private Mosquitto and one private influxd (loopback, temp dirs):
+ (a) baseline: `mosquitto_sub -q 1 -C N` receives N heartbeats of 10,000 devices published
+     as fast as `bench.mqtt_load` can; its rate is N / (first publish → its exit);
+ (b) the hub (`python -m hub serve`, VH_INFLUX_URL) gets the same N; its rate is
+     N / (first publish → `SELECT count(seq) FROM heartbeat` = N), i.e. validated AND queryable;
+ (c) their ratio (target ≥ 0.5);
+ (d) publish → queryable latency p50/p99 at half the hub's rate: probe heartbeats with unique
+     seq, InfluxDB polled every 20 ms (so figures carry up to ~20 ms of polling granularity);
+ (e) the hub's peak RSS (its whole process tree).
+(b)–(e) are repeated for every VH_INGEST_WORKERS value given. Prints one JSON object.
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import paho.mqtt.client as paho
+from paho.mqtt.enums import CallbackAPIVersion
+
+from bench.common import (
+    BenchHub,
+    BenchResult,
+    Figure,
+    Sampler,
+    influx_scalar,
+    metric_sum,
+    percentiles,
+    rate_series,
+    run_main,
+    scrape,
+    servers,
+    workdir,
+)
+from bench.mqtt_load import LoadRun, LoadSpec, heartbeat_payload, run_load
+from tests.servers import InfluxServer, MosquittoServer, find_binary
+
+DEVICES = 10_000
+PROBE_DEVICE = "bench-probe"
+TARGET_RATIO = 0.5
+
+
+def mosquitto_sub_rate(broker: MosquittoServer, messages: int, timeout: float) -> dict[str, Any]:
+    sub = subprocess.Popen(
+        [find_binary("mosquitto_sub"), "-h", "127.0.0.1", "-p", str(broker.port), "-q", "1",
+         "-t", "vhub/v1/dev/+/heartbeat", "-C", str(messages), "-i", "bench-mosquitto-sub"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    try:
+        run = LoadRun(LoadSpec(port=broker.port, messages=messages, devices=DEVICES, prefix="base-",
+                               timeout_s=timeout))
+        run.prepare()
+        time.sleep(0.5)  # mosquitto_sub has subscribed long before
+        t0 = run.start()
+        load = run.wait()
+        sub.wait(timeout)
+        t1 = time.time()
+    finally:
+        if sub.poll() is None:
+            sub.kill()
+            sub.wait(5)
+    elapsed = t1 - load.started_at
+    return {"rate": messages / elapsed, "elapsed_s": round(elapsed, 3), "publish_rate": round(load.rate),
+            "load_error": load.error, "exit_code": sub.returncode, "t_go": t0}
+
+
+class ProbeLatency:
+    """Publishes probe heartbeats (unique seq) at `rate`/s and polls InfluxDB until each is there."""
+
+    def __init__(self, broker: MosquittoServer, db: InfluxServer, database: str, rate: float = 10.0) -> None:
+        self.db, self.database, self.rate = db, database, rate
+        self.sent: dict[int, float] = {}
+        self.seen: dict[int, float] = {}
+        self.client = paho.Client(CallbackAPIVersion.VERSION2, client_id=f"bench-probe-{broker.port}")
+        self.client.connect("127.0.0.1", broker.port)
+        self.client.loop_start()
+        self._stop = threading.Event()
+
+    def run(self, seconds: float) -> None:
+        poller = threading.Thread(target=self._poll, daemon=True)
+        poller.start()
+        seq = 0
+        t_end = time.monotonic() + seconds
+        while time.monotonic() < t_end:
+            payload = heartbeat_payload("camera", seq, time.time())
+            self.sent[seq] = time.monotonic()
+            self.client.publish(f"vhub/v1/dev/{PROBE_DEVICE}/heartbeat", payload, qos=1)
+            seq += 1
+            time.sleep(1 / self.rate)
+        drain_until = time.monotonic() + 10
+        while len(self.seen) < len(self.sent) and time.monotonic() < drain_until:
+            time.sleep(0.05)
+        self._stop.set()
+        poller.join(5)
+        self.client.loop_stop()
+        self.client.disconnect()
+
+    def _poll(self) -> None:
+        q = f"SELECT seq FROM heartbeat WHERE device='{PROBE_DEVICE}'"
+        while not self._stop.is_set():
+            try:
+                rows = self.db.rows(q, self.database)
+            except Exception:
+                rows = []
+            now = time.monotonic()
+            for r in rows:
+                s = int(r["seq"])  # type: ignore[call-overload]
+                if s not in self.seen:
+                    self.seen[s] = now
+            time.sleep(0.02)
+
+    def latencies(self) -> list[float]:
+        return [self.seen[s] - self.sent[s] for s in self.seen if s in self.sent]
+
+
+def hub_run(tmp: Path, broker: MosquittoServer, db: InfluxServer, messages: int, workers: int | None,
+            latency_s: float, timeout: float) -> dict[str, Any]:
+    database = f"bench_w{workers if workers is not None else 'd'}"
+    extra: dict[str, Any] = {"influx_db": database}
+    if workers is not None:
+        extra["ingest_workers"] = workers
+    hub = BenchHub(tmp, broker.url, db.url, **extra).start()
+    count_q = "SELECT count(seq) FROM heartbeat WHERE device =~ /^load-/"
+    sampler = Sampler(hub.pid, every=0.5, probes={
+        "received": lambda: metric_sum(scrape(hub.url), "vh_messages_received_total", kind="heartbeat"),
+    }).start()
+    out: dict[str, Any] = {"workers": workers, "database": database}
+    try:
+        run = LoadRun(LoadSpec(port=broker.port, messages=messages, devices=DEVICES, prefix="load-",
+                               timeout_s=timeout))
+        run.prepare()
+        run.start()
+        load = run.wait()
+        stored = 0.0
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            stored = influx_scalar(db, count_q, database)
+            if stored >= messages:
+                break
+            time.sleep(0.1)
+        t_done = time.time()
+        elapsed = t_done - load.started_at
+        out.update({"stored": int(stored), "elapsed_s": round(elapsed, 3), "rate": stored / elapsed,
+                    "publish_rate": round(load.rate), "load_error": load.error, "complete": stored == messages})
+        # (d) latency at half the measured rate, with background load at that rate
+        half = max(100.0, out["rate"] / 2)
+        bg_messages = int(half * latency_s)
+        seq_start = messages // DEVICES + 1
+        probe = ProbeLatency(broker, db, database)
+        bg = threading.Thread(target=lambda: out.__setitem__("bg", run_load(LoadSpec(
+            port=broker.port, messages=bg_messages, devices=DEVICES, prefix="load-", rate=half,
+            seq_start=seq_start, timeout_s=latency_s + timeout)).to_dict()), daemon=True)
+        bg.start()
+        time.sleep(0.5)
+        probe.run(latency_s)
+        bg.join(timeout)
+        out["latency_load_rate"] = round(half)
+        out["latency"] = percentiles(probe.latencies())
+        out["probes_sent"], out["probes_seen"] = len(probe.sent), len(probe.seen)
+        expected = messages + bg_messages
+        while time.monotonic() < deadline and stored < expected:
+            stored = influx_scalar(db, count_q, database)
+            time.sleep(0.2)
+        out["stored_total"], out["expected_total"] = int(stored), expected
+        m = scrape(hub.url)
+        out["metrics"] = {k: metric_sum(m, f"vh_messages_{k}_total", kind="heartbeat")
+                          for k in ("received", "accepted", "rejected", "stored", "spooled", "dropped")}
+    finally:
+        series = sampler.stop()
+        out["rss_peak_mb"] = round(sampler.peak("rss_mb"), 1)
+        out["sigterm_exit_s"] = round(hub.terminate(), 2)
+        out["series"] = series
+    return out
+
+
+def run(messages: int, workers: list[int | None], latency_s: float, timeout: float) -> BenchResult:
+    result = BenchResult("ingest")
+    with workdir() as tmp, servers(tmp) as (broker, db):
+        assert db is not None
+        base = mosquitto_sub_rate(broker, messages, timeout)
+        result.details["mosquitto_sub"] = base
+        best: dict[str, Any] | None = None
+        for w in workers:
+            r = hub_run(tmp, broker, db, messages, w, latency_s, timeout)
+            series = r.pop("series")
+            tag = f"w{w}" if w is not None else "default"
+            result.details[f"hub_{tag}"] = r
+            result.series[f"rss_mb[{tag}]"] = series.get("rss_mb", [])
+            result.series[f"hub msg/s[{tag}]"] = rate_series(series.get("received", []))
+            result.latency[f"publish→queryable [{tag}]"] = r["latency"]
+            if best is None or r["rate"] > best["rate"]:
+                best = r
+        assert best is not None
+        ratio_ok = best["rate"] / base["rate"] >= TARGET_RATIO
+        tag = best["workers"]
+        result.figures += [
+            Figure(f"hub heartbeats stored/s (workers={tag})", round(best["rate"]), "msg/s",
+                   "mosquitto_sub -q 1", round(base["rate"]), f"ratio >= {TARGET_RATIO}", ratio_ok),
+            Figure("publish→queryable p50 at half load", best["latency"].get("p50", -1), "ms",
+                   higher_is_better=False),
+            Figure("publish→queryable p99 at half load", best["latency"].get("p99", -1), "ms",
+                   higher_is_better=False),
+            Figure("hub peak RSS", best["rss_peak_mb"], "MB", target="<= 250 MB",
+                   met=best["rss_peak_mb"] <= 250, higher_is_better=False),
+        ]
+        result.ok = all(result.details[k].get("complete", True) for k in result.details if k.startswith("hub_"))
+        if not result.ok:
+            result.error = "the hub did not store every heartbeat within the time bound"
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--messages", type=int, default=300_000)
+    ap.add_argument("--workers", default="", help="comma-separated VH_INGEST_WORKERS values to try")
+    ap.add_argument("--latency-seconds", type=float, default=20.0)
+    ap.add_argument("--timeout", type=float, default=180.0)
+    ap.add_argument("--quick", action="store_true", help="CI-sized: 50,000 messages, 5 s of latency probes")
+    a = ap.parse_args(argv)
+    workers: list[int | None] = [int(w) for w in a.workers.split(",") if w.strip()] or [None]
+    messages, latency_s = (50_000, 5.0) if a.quick else (a.messages, a.latency_seconds)
+
+    def go() -> BenchResult:
+        r = run(messages, workers, latency_s, a.timeout)
+        r.quick = a.quick
+        return r
+
+    return run_main("ingest", go)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
