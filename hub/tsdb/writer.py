@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import collections
 import logging
-import random
 import threading
 import time
 from collections import Counter, deque
@@ -31,7 +30,8 @@ from pathlib import Path
 
 from hub import metrics
 from hub.clock import Clock, SystemClock
-from hub.tsdb.base import RejectedBatchError, StoreError, TimeSeriesStore, TransientStoreError
+from hub.tsdb.base import RejectedBatchError, TimeSeriesStore, TransientStoreError
+from hub.tsdb.batchwrite import Unwritten, next_delay, write_bisecting
 from hub.tsdb.deadletter import DeadLetterFile
 from hub.tsdb.lineparse import line_measurement
 from hub.tsdb.spool import Spool, SpoolFullError
@@ -40,21 +40,8 @@ log = logging.getLogger(__name__)
 
 StateCallback = Callable[[str, str], None]
 
-MAX_RETRY_AFTER_S = 600.0
 FULL_RETRY_S = 0.5  # how often a batch refused by a full spool is tried again
 TICK_S = 0.1  # longest sleep slice: waits follow the injected clock, even a ManualClock
-
-
-def next_delay(
-    attempt: int, retry_after: float | None, initial: float = 0.5, maximum: float = 30.0,
-    rand: Callable[[], float] = random.random,
-) -> float:
-    """Seconds before the next attempt: the server's Retry-After when given, else exponential
-    backoff (`initial` · 2^attempt, capped at `maximum`) with jitter in [½, 1]."""
-    if retry_after is not None:
-        return min(max(retry_after, 0.05), MAX_RETRY_AFTER_S)
-    base = min(maximum, initial * (2 ** min(attempt, 30)))
-    return base * (0.5 + rand() / 2)
 
 
 @dataclass
@@ -62,16 +49,6 @@ class _Request:
     lines: list[str]
     done: threading.Event | None = None  # set when durable (write_durable, flush)
     ok: bool = False
-
-
-class _Unwritten(Exception):
-    """A transient error stopped a (bisected) write: `remaining` lines are not in the store."""
-
-    def __init__(self, remaining: list[str], error: TransientStoreError, stored: Counter[str]) -> None:
-        super().__init__(str(error))
-        self.remaining = remaining
-        self.error = error
-        self.stored = stored
 
 
 class DurableWriter:
@@ -258,7 +235,7 @@ class DurableWriter:
                     self._count_stored(stored)
                     self._store_ok()
                     return True
-                except _Unwritten as u:
+                except Unwritten as u:
                     self._count_stored(u.stored)
                     self._store_failed(u.error)
                     lines = u.remaining
@@ -291,7 +268,7 @@ class DurableWriter:
                 continue
             try:
                 stored = self._write_store(batch.lines)
-            except _Unwritten as u:  # the stored prefix is rewritten later: same points
+            except Unwritten as u:  # the stored prefix is rewritten later: same points
                 self._store_failed(u.error)
                 continue
             with self._deliver_lock:
@@ -305,37 +282,7 @@ class DurableWriter:
     # -- store writes, bisecting refused batches ------------------------------------------
 
     def _write_store(self, lines: list[str]) -> Counter[str]:
-        """Write, splitting refused batches; returns lines stored per measurement.
-        Raises _Unwritten on a transient error (with what is left and what got stored)."""
-        stored: Counter[str] = Counter()
-        stack = [lines]
-        while stack:
-            chunk = stack.pop()
-            t0 = time.perf_counter()
-            try:
-                self.store.write_lines(chunk)
-            except RejectedBatchError as err:
-                metrics.write_errors.labels("rejected").inc()
-                if len(chunk) == 1:
-                    self._dead_letter(chunk, err)
-                else:
-                    mid = len(chunk) // 2
-                    stack.append(chunk[mid:])
-                    stack.append(chunk[:mid])
-                continue
-            except TransientStoreError as err:
-                metrics.write_errors.labels("transient").inc()
-                rest = [line for c in reversed(stack) for line in c]
-                raise _Unwritten(chunk + rest, err, stored) from err
-            except (StoreError, OSError, ValueError) as err:  # a store bug must not lose points
-                metrics.write_errors.labels("error").inc()
-                log.exception("time-series store failed unexpectedly")
-                rest = [line for c in reversed(stack) for line in c]
-                raise _Unwritten(chunk + rest, TransientStoreError(str(err)), stored) from err
-            metrics.write_latency.observe(time.perf_counter() - t0)
-            metrics.points_written.labels(self.store.name).inc(len(chunk))
-            stored.update(map(line_measurement, chunk))
-        return stored
+        return write_bisecting(self.store, lines, self._dead_letter)
 
     def _dead_letter(self, lines: list[str], err: RejectedBatchError) -> None:
         self.dead_letters.write(lines, err.reason, err.status, self.clock.now())

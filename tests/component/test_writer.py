@@ -133,6 +133,7 @@ def test_influxdb_killed_mid_stream_then_restarted_keeps_every_heartbeat_exactly
 ) -> None:
     store = InfluxV1Store(fresh_influxdb.url, timeout=1.0)
     store.setup()
+    stored_before = metric("vh_points_stored_total", measurement="heartbeat")
     states = States()
     writer = DurableWriter(store, tmp_path / "spool", batch_size=500, flush_s=0.05,
                            on_state=states, backoff_initial=0.1, backoff_max=0.5)
@@ -166,6 +167,9 @@ def test_influxdb_killed_mid_stream_then_restarted_keeps_every_heartbeat_exactly
     got = sorted((str(r["device"]), int(r["seq"])) for r in rows)  # type: ignore[call-overload]
     assert got == sorted((d, s) for d in devices for s in range(seqs))
     assert "spooling" in states.names and states.names[-1] == "ok"
+    # accounting: all stored (a batch InfluxDB took just before dying may be counted twice)
+    assert metric("vh_points_stored_total", measurement="heartbeat") - stored_before >= len(got)
+    assert metric("vh_points_spooled", measurement="heartbeat") == 0
 
 
 def test_batch_with_one_bad_line_keeps_the_good_ones_and_dead_letters_the_bad(
@@ -195,11 +199,10 @@ def test_batch_with_one_bad_line_keeps_the_good_ones_and_dead_letters_the_bad(
     assert writer.spool.is_empty()
 
 
-@pytest.mark.parametrize("status", [503, 429])
 def test_busy_store_with_retry_after_is_retried_no_sooner_than_it_asks(
-    status: int, tmp_path: Path, writers: list[DurableWriter]
+    tmp_path: Path, writers: list[DurableWriter]
 ) -> None:
-    with StubInflux([(status, "1")] * 3) as stub:
+    with StubInflux([(503, "1"), (429, "1")]) as stub:
         writer = DurableWriter(InfluxV1Store(stub.url, retention=None), tmp_path / "spool",
                                backoff_initial=0.01)
         writers.append(writer)
@@ -209,7 +212,7 @@ def test_busy_store_with_retry_after_is_retried_no_sooner_than_it_asks(
         assert time.monotonic() - t < 0.5  # spooled after one attempt, not held
         wait_for(lambda: len(stub.written) == 10, 10)
         gaps = [b - a for a, b in zip(stub.attempts, stub.attempts[1:], strict=False)]
-        assert len(stub.attempts) == 4
+        assert len(stub.attempts) == 3
         assert all(g >= 0.95 for g in gaps), gaps
         assert stub.written == [heartbeat("spk-1", s) for s in range(10)]
         wait_for(lambda: writer.state == "ok", 5)
