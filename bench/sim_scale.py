@@ -96,7 +96,7 @@ class Recorder:
 
 def run(devices: int, heartbeat_interval: float, hold: float, connect_timeout: float,
         broker: str | None, snapshot_interval: float, resolution: tuple[int, int]) -> dict[str, Any]:
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))  # mosquitto inherits it
     cams = devices // 2
     with contextlib.ExitStack() as stack:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import time
 
@@ -75,7 +76,7 @@ def test_dropped_heartbeats_leave_gaps_in_seq(mosquitto: MosquittoServer) -> Non
                                                          heartbeat_interval_s=0.1):
         hbs = rec.wait(lambda g: len(g) >= 4, device=dev.id, channel="heartbeat")
     seqs = [m.json()["seq"] for m in hbs]
-    assert all(b - a == 2 for a, b in zip(seqs, seqs[1:], strict=False)), seqs
+    assert all(b - a == 2 for a, b in itertools.pairwise(seqs)), seqs
 
 
 def test_clock_skew_shifts_the_device_timestamps(mosquitto: MosquittoServer) -> None:
