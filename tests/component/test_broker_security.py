@@ -405,12 +405,16 @@ def test_revoked_device_is_refused_and_its_open_connection_dropped(broker: Broke
     assert rc.is_failure
 
 
-def test_rotated_device_connects_only_with_the_new_password(broker: Broker) -> None:
+def test_rotation_drops_the_old_password_connection_and_only_the_new_one_connects(broker: Broker) -> None:
     broker.issue("devRotated")
     broker.apply()
     old = broker.passwords["devRotated"]
+    live = Conn(broker, "devRotated", old, tls=True)
+    assert not live.connect().is_failure
     new = broker.store.rotate("devRotated").password
     broker.apply()
+    assert live.disconnected.wait(5), "a connection made with the old password survived the reload"
+    live.close()
     conn_old = Conn(broker, "devRotated", old, tls=True)
     assert conn_old.connect().is_failure
     conn_old.close()
