@@ -133,5 +133,5 @@ class SimCamera(SimDevice):
             "temp_c": round(34 + 10 * light + self.rng.gauss(0, 0.5), 1),
             "storage_free_pct": round(self.storage_free, 1),
             "recording": True,
-            "stream_url": f"rtsp://{self.id}.local:554/stream1",
+            "stream_url": self.spec.stream_url or f"rtsp://{self.id}.local:554/stream1",
         }

@@ -16,7 +16,7 @@ import random
 import resource
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import partial
 from typing import Any, Final
 from urllib.parse import unquote, urlsplit
@@ -84,8 +84,7 @@ class Fleet:
         self.devices: dict[str, SimDevice] = {}
         for spec in config.devices:
             if spec.id in config.credentials and spec.password is None:
-                spec = DeviceSpec(spec.id, spec.kind, spec.village, spec.group, spec.name,
-                                  config.credentials[spec.id])
+                spec = replace(spec, password=config.credentials[spec.id])
             opts = config.options
             if config.mqtt3_share and rng.random() < config.mqtt3_share:
                 opts = DeviceOptions(**{**opts.__dict__, "mqtt_version": 4})

@@ -6,10 +6,10 @@ is read from a township file, YAML or CSV (docs/registry.md):
 - YAML: `township:` (or the same keys at the top) with `villages:` → each with
   `id`, optional `groups:` (each `id` and `devices:`) and `devices:`; plus a
   top-level `devices:` list for devices in no village. Of a device only `id`,
-  `kind` and `name` are used; `password` (simulator only) is honoured.
+  `kind`, `name` and `stream_url` are used; `password` (simulator only) is honoured.
   Devices may also name `village` and `group` themselves.
 - CSV: rows whose `kind` is `camera` or `speaker`, columns `id`, `kind`,
-  `village`, `group` (others ignored).
+  `village`, `group`, `name`, `stream_url`, `password` (others ignored).
 """
 
 from __future__ import annotations
@@ -35,6 +35,7 @@ class DeviceSpec:
     group: str | None = None
     name: str | None = None
     password: str | None = None
+    stream_url: str | None = None  # cameras report it in heartbeats when given
 
 
 class TownshipError(ValueError):
@@ -50,7 +51,8 @@ def _device(d: Any, village: str | None, group: str | None, where: str) -> Devic
     pw = d.get("password")
     return DeviceSpec(id=d["id"], kind=kind, village=d.get("village", village),
                       group=d.get("group", group), name=d.get("name"),
-                      password=str(pw) if pw is not None else None)
+                      password=str(pw) if pw is not None else None,
+                      stream_url=d.get("stream_url") if isinstance(d.get("stream_url"), str) else None)
 
 
 def parse_township_yaml(text: str) -> list[DeviceSpec]:
@@ -83,7 +85,9 @@ def parse_township_csv(text: str) -> list[DeviceSpec]:
         DeviceSpec(id=row["id"].strip(), kind=row["kind"].strip(),
                    village=(row.get("village") or "").strip() or None,
                    group=(row.get("group") or "").strip() or None,
-                   name=(row.get("name") or "").strip() or None)
+                   name=(row.get("name") or "").strip() or None,
+                   password=(row.get("password") or "").strip() or None,
+                   stream_url=(row.get("stream_url") or "").strip() or None)
         for row in csv.DictReader(io.StringIO(text))
         if (row.get("kind") or "").strip() in KINDS and (row.get("id") or "").strip()
     ]

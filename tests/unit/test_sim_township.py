@@ -83,3 +83,14 @@ def test_broker_url_gives_host_port_tls_and_shared_password() -> None:
     assert parse_broker_url("mqtts://h").port == 8883
     with pytest.raises(ValueError):
         parse_broker_url("http://h")
+
+
+def test_the_bundled_sample_township_loads_with_stream_urls() -> None:
+    from device_sim.township import load_township
+
+    sample = Path(__file__).parents[2] / "hub" / "data" / "township.yaml"
+    if not sample.exists():
+        pytest.skip("no bundled sample township")
+    devs = load_township(sample)
+    assert {d.kind for d in devs} == {"camera", "speaker"} and any(d.group for d in devs)
+    assert any(d.stream_url and d.stream_url.startswith("rtsp://") for d in devs if d.kind == "camera")
