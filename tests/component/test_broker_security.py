@@ -224,7 +224,8 @@ class Conn:
         return got
 
     def close(self) -> None:
-        self.client.disconnect()
+        if self.client.is_connected():
+            self.client.disconnect()
         self.client.loop_stop()
 
 
