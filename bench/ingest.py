@@ -131,6 +131,7 @@ def hub_run(tmp: Path, broker: MosquittoServer, db: InfluxServer, messages: int,
     count_q = "SELECT count(seq) FROM heartbeat WHERE device =~ /^load-/"
     sampler = Sampler(hub.pid, every=0.5, probes={
         "received": lambda: metric_sum(scrape(hub.url), "vh_messages_received_total", kind="heartbeat"),
+        "stored": lambda: influx_scalar(db, count_q, database),
     }).start()
     out: dict[str, Any] = {"workers": workers, "database": database}
     try:
@@ -194,7 +195,8 @@ def run(messages: int, workers: list[int | None], latency_s: float, timeout: flo
             tag = f"w{w}" if w is not None else "default"
             result.details[f"hub_{tag}"] = r
             result.series[f"rss_mb[{tag}]"] = series.get("rss_mb", [])
-            result.series[f"hub msg/s[{tag}]"] = rate_series(series.get("received", []))
+            result.series[f"hub received msg/s[{tag}]"] = rate_series(series.get("received", []))
+            result.series[f"hub stored msg/s[{tag}]"] = rate_series(series.get("stored", []))
             result.latency[f"publish→queryable [{tag}]"] = r["latency"]
             if best is None or r["rate"] > best["rate"]:
                 best = r
