@@ -38,7 +38,11 @@ def _optional_router(module: str, *args: Any) -> Any:
     except ModuleNotFoundError as exc:
         log.debug("router %s not available: %s", module, exc)
         return None
-    return mod.build_router(*args)
+    build = getattr(mod, "build_router", None)
+    if build is None:
+        log.warning("router module %s has no build_router; not mounted", module)
+        return None
+    return build(*args)
 
 
 def create_app(services: Services, dashboards_dir: Path | None = None) -> FastAPI:
@@ -97,7 +101,7 @@ def create_app(services: Services, dashboards_dir: Path | None = None) -> FastAP
         r = _optional_router("hub.api.routes.broadcasts", services.broadcasts, require_viewer, require_operator)
         if r is not None:
             app.include_router(r)
-        r = _optional_router("hub.api.routes.media", services.broadcasts, require_viewer, require_operator)
+        r = _optional_router("hub.api.routes.media", services.broadcasts.media, require_operator)
         if r is not None:
             app.include_router(r)
     r = _optional_router("hub.api.routes.registry", services.registry, require_viewer, require_admin)

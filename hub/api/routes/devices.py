@@ -25,12 +25,15 @@ HEARTBEAT_NUMERIC = frozenset(
 
 def _camera_health(services: Services, device_id: str) -> str | None:
     snaps = services.snapshots
-    if snaps is None or not hasattr(snaps, "health_of"):
+    if snaps is None:
         return None
     try:
-        return snaps.health_of(device_id)  # type: ignore[no-any-return]
+        h = snaps.camera_health(device_id)
     except Exception:
         return None
+    if not h:
+        return None
+    return "stale" if h.get("stale") else h.get("health")
 
 
 def device_item(services: Services, dev: Any, status: str, last_seen: float | None) -> dict[str, Any]:

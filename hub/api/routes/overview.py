@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 from typing import Any
 
@@ -10,6 +11,7 @@ from fastapi import APIRouter, Query
 from hub.api.deps import ServicesDep, Viewer
 from hub.services import Services
 
+log = logging.getLogger(__name__)
 OVERVIEW_CACHE_S = 1.0  # the wall screen and many clients may ask at once; counts change slowly
 
 
@@ -39,8 +41,12 @@ def compute_overview(services: Services) -> dict[str, Any]:
         if a.village and a.village in villages:
             villages[a.village]["alerts_open"] += 1
     broadcasts: dict[str, Any] = {"playing": [], "next": [], "today": 0}
-    if services.broadcasts is not None and hasattr(services.broadcasts, "overview"):
-        broadcasts = services.broadcasts.overview(services.clock.now())
+    if services.broadcasts is not None:
+        try:
+            broadcasts = {"playing": services.broadcasts.now_playing(), "next": services.broadcasts.next_up(5),
+                          "today": _today_count(services)}
+        except Exception:  # the overview must answer even if a broadcast record is odd
+            log.exception("broadcast overview failed")
     mqtt_ok = bool(services.mqtt and services.mqtt.connected.is_set())
     return {
         "township": services.settings.township_name,
@@ -51,6 +57,15 @@ def compute_overview(services: Services) -> dict[str, Any]:
         "broadcasts": broadcasts,
         "health": {"mqtt": mqtt_ok, "store": services.writer.state == "ok", "store_kind": services.store.name},
     }
+
+
+def _today_count(services: Services) -> int:
+    from datetime import datetime, time, timedelta
+
+    now = datetime.fromtimestamp(services.clock.now(), services.settings.zone)
+    start = datetime.combine(now.date(), time(0), services.settings.zone)
+    end = start + timedelta(days=1)
+    return len(services.broadcasts.calendar(start.timestamp(), end.timestamp()))
 
 
 class OverviewCache:
