@@ -9,10 +9,11 @@ import json
 from collections.abc import Callable
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response, UploadFile, status
+from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response, status
 from fastapi.responses import JSONResponse, PlainTextResponse
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import UploadFile
 
 from hub.registry.model import Device, Group, ImportReport, Village
 from hub.registry.store import Registry, RegistryError
@@ -124,7 +125,7 @@ def _unprocessable(errors: list[str]) -> JSONResponse:
         where, sep, message = e.partition(": ")
         items.append({"field": where or "body", "message": message if sep else e, "type": "value_error"})
     head = "; ".join(errors[:5]) + (f"; … {len(errors) - 5} more" if len(errors) > 5 else "")
-    return JSONResponse({"detail": head, "errors": items}, status_code=status.HTTP_422_UNPROCESSABLE_ENTITY)
+    return JSONResponse({"detail": head, "errors": items}, status_code=422)
 
 
 _IMPORT_BODY: dict[str, Any] = {
