@@ -20,7 +20,7 @@ from typing import Final, Literal
 
 Role = Literal["viewer", "operator", "admin"]
 ROLES: Final[tuple[Role, ...]] = ("viewer", "operator", "admin")
-_RANK: Final = {r: i for i, r in enumerate(ROLES)}
+_RANK: Final[dict[str, int]] = {r: i for i, r in enumerate(ROLES)}
 TOKEN_PREFIX: Final = "vh_"
 
 
@@ -113,7 +113,7 @@ class TokenStore:
             self._cache[digest] = principal
             return principal
 
-    def list(self) -> list[TokenInfo]:
+    def tokens(self) -> list[TokenInfo]:
         with self._lock:
             rows = self._db.execute(
                 "SELECT substr(hash,1,12), name, role, created_at, revoked_at FROM tokens ORDER BY created_at"

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import importlib
-import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -78,7 +77,7 @@ def token_list() -> None:
     from hub.auth import TokenStore
 
     store = TokenStore(_settings().data_dir / "hub.db")
-    for t in store.list():
+    for t in store.tokens():
         state = "revoked" if t.revoked_at else "active"
         typer.echo(f"{t.token_id}  {t.role:8}  {state:8}  {t.name}")
     store.close()
@@ -116,4 +115,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+    main()

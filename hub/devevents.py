@@ -52,8 +52,8 @@ def parse_event(
         return EventRejected(device_id, "bad_type", repr(etype)[:64])
     ts = doc.get("ts")
     point_time = received_at
-    trusted = isinstance(ts, int | float) and not isinstance(ts, bool) and math.isfinite(ts) and ts > 0
-    if trusted and abs(ts - received_at) <= skew_limit_s:
+    if (isinstance(ts, int | float) and not isinstance(ts, bool) and math.isfinite(ts) and ts > 0
+            and abs(ts - received_at) <= skew_limit_s):
         point_time = float(ts)
     detail = doc.get("detail", {})
     if detail is None:

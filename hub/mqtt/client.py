@@ -154,7 +154,10 @@ class HubMqttClient:
         session = getattr(flags, "session_present", False)
         log.info("MQTT connected to %r (session present: %s)", self.options.url, session)
         if self.subscriptions:
-            client.subscribe([(f, paho.SubscribeOptions(qos=q) if self._v5 else q) for f, q in self.subscriptions])  # type: ignore[misc]
+            if self._v5:
+                client.subscribe([(f, paho.SubscribeOptions(qos=q)) for f, q in self.subscriptions])
+            else:
+                client.subscribe(list(self.subscriptions))
         if self._announce_hub:
             client.publish(self.topics.hub_status, b"online", qos=1, retain=True)
         metrics.mqtt_connected.set(1)
@@ -208,7 +211,7 @@ class HubMqttClient:
             topic=topic,
             device_id=parsed.device_id,
             channel=channel,
-            payload=message.payload,
+            payload=bytes(message.payload),
             qos=message.qos,
             retain=bool(message.retain),
             mid=message.mid,

@@ -35,7 +35,7 @@ def build_router() -> APIRouter:
     def list_tokens(services: ServicesDep, _: Admin) -> dict[str, Any]:
         return {"items": [{"token_id": t.token_id, "name": t.name, "role": t.role,
                            "created_at": t.created_at, "revoked_at": t.revoked_at}
-                          for t in services.tokens.list()]}
+                          for t in services.tokens.tokens()]}
 
     @router.post("/tokens", status_code=201, summary="Create a token (shown once)")
     def create_token(body: TokenCreate, services: ServicesDep, who: Admin) -> dict[str, str]:
