@@ -559,3 +559,50 @@ def test_a_snapshot_at_the_limit_passes_and_a_far_larger_one_is_dropped_by_the_b
         # QoS 0: the broker drops it (and may disconnect the sender); there is no PUBACK to wait for.
         dev.publish(f"{ROOT}/dev/devA/snapshot", b"\xff\xd8" + b"\0" * (5 * 1024 * 1024), qos=0)
         assert hub.drain(1.0) == []
+
+
+# --------------------------------------------------------------------------- the hub's own client behind the ACL
+
+
+@pytest.mark.parametrize("tls", [False, True], ids=["loopback", "tls"])
+def test_the_hubs_own_client_connects_with_its_credential_and_receives_device_messages(
+    broker: Broker, tls: bool
+) -> None:
+    from hub.messages import InboundMessage
+    from hub.mqtt.client import HubMqttClient, MqttOptions
+    from hub.settings import MqttUrl
+    from hub.topics import INBOUND_CHANNELS, Topics
+
+    scheme, port = ("mqtts", broker.tls_port) if tls else ("mqtt", broker.plain_port)
+    url = MqttUrl(f"{scheme}://{HUB_USER}:{broker.passwords[HUB_USER]}@127.0.0.1:{port}")
+    topics = Topics(ROOT)
+    inbox: queue.Queue[InboundMessage] = queue.Queue()
+    client = HubMqttClient(
+        MqttOptions(url, f"vh-test-{int(tls)}", ca_file=broker.ca if tls else None, session_expiry_s=0),
+        topics, inbox, [(topics.inbound_filter(ch), 1) for ch in INBOUND_CHANNELS],
+    )
+    client.start()
+    try:
+        assert client.wait_connected(5), "the hub's client was refused"
+        with connected(broker, "devA", tls=True) as dev:
+            dev.subscribe(topics.hub_status)  # the hub's retained `online` is allowed and readable
+            assert [m.payload for m in dev.drain(0.3)] == [b"online"]
+            dev.publish(topics.device("devA", "heartbeat"), b'{"kind":"camera"}')
+            msg = inbox.get(timeout=5)
+        assert (msg.device_id, msg.channel) == ("devA", "heartbeat")
+    finally:
+        client.stop()
+
+
+def test_hub_user_may_use_a_shared_subscription_and_a_device_may_not_read_others_through_one(
+    broker: Broker,
+) -> None:
+    with connected(broker, HUB_USER) as hub, connected(broker, "devA", tls=True) as dev_a, \
+            connected(broker, "devB", tls=True) as dev_b:
+        assert not hub.subscribe(f"$share/vh/{ROOT}/dev/+/heartbeat")[0].is_failure
+        dev_a.subscribe(f"$share/x/{ROOT}/dev/devB/cmd")
+        dev_a.subscribe(f"$share/x/{ROOT}/dev/+/heartbeat")
+        dev_b.publish(f"{ROOT}/dev/devB/heartbeat", b"hb")
+        hub.publish(f"{ROOT}/dev/devB/cmd", b'{"id":"c"}')
+        assert _topics(hub.drain()) == [f"{ROOT}/dev/devB/heartbeat"]
+        assert _topics(dev_a.drain(0)) == []
