@@ -369,3 +369,28 @@ def test_cli_reload_sends_sighup_to_the_pid_in_the_pidfile(tmp_path: Path) -> No
         if sleeper.poll() is None:
             sleeper.kill()
             sleeper.wait()
+
+
+# --------------------------------------------------------------------------- the same ids, elsewhere (issue 7 item 3)
+
+
+@pytest.mark.parametrize("bad", ["#", "+", "cam\x00001", "cam 001", "cam\n", "-cam", "c" * 65], ids=[
+    "hash", "plus", "nul", "space", "newline", "leading-dash", "too-long"])
+def test_a_topic_whose_device_segment_is_not_a_valid_id_has_no_device(bad: str) -> None:
+    from hub.topics import Topics
+
+    assert Topics("vhub/v1").parse(f"vhub/v1/dev/{bad}/heartbeat") is None
+
+
+def test_a_topic_with_a_slash_in_the_id_position_has_no_device() -> None:
+    from hub.topics import Topics
+
+    assert Topics("vhub/v1").parse("vhub/v1/dev/cam/001/heartbeat") is None
+
+
+@pytest.mark.parametrize("bad", ["#", "+", "cam/001", "cam\x00001", "cam 001"], ids=["hash", "plus", "slash", "nul", "space"])
+def test_the_registry_refuses_the_same_invalid_ids(bad: str, tmp_path: Path) -> None:
+    from hub.registry import Device, Registry, RegistryError
+
+    with Registry(tmp_path / "registry.db") as registry, pytest.raises(RegistryError):
+        registry.upsert_device(Device(bad, "camera", "x"))
