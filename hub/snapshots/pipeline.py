@@ -52,3 +52,9 @@ def make_thumbnail(img: np.ndarray, long_side: int = THUMBNAIL_LONG_SIDE) -> byt
         img = cv2.resize(img, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA)
     ok, buf = cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, THUMBNAIL_QUALITY])
     return bytes(buf.tobytes()) if ok else b""
+
+
+def single_threaded_opencv() -> None:
+    """One OpenCV thread per worker: the pool already uses every core, and OpenCV's own
+    threads only add hand-offs on images this small."""
+    cv2.setNumThreads(1)

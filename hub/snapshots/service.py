@@ -30,7 +30,7 @@ from hub.messages import InboundMessage, Point
 from hub.snapshots.config import SnapshotConfig
 from hub.snapshots.health import HEALTH_STATES, CameraHealth, Condition, HealthUpdate, Thresholds
 from hub.snapshots.jpeg import JpegInfo, JpegRejected, Reject, inspect_jpeg
-from hub.snapshots.pipeline import Analysed, analyse_jpeg
+from hub.snapshots.pipeline import Analysed, analyse_jpeg, single_threaded_opencv
 from hub.snapshots.ports import (
     AlertSink,
     EventSink,
@@ -114,7 +114,12 @@ class SnapshotService:
         self.storage.start()
         self._started_at = self.clock.now()
         if self.config.executor == "process":
-            self._pool = ProcessPoolExecutor(self.config.worker_count, mp_context=multiprocessing.get_context("spawn"))
+            self._pool = ProcessPoolExecutor(
+                self.config.worker_count, mp_context=multiprocessing.get_context("spawn"),
+                initializer=single_threaded_opencv,
+            )
+        else:
+            single_threaded_opencv()
         self._running = True
         for i in range(self.config.worker_count):
             t = threading.Thread(target=self._work, name=f"snapshot-{i}", daemon=True)
