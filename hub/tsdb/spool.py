@@ -145,9 +145,10 @@ class Spool:
             if self._tail_size + len(record) > self.segment_bytes and self._tail_size > 0:
                 self._roll()
             try:
-                self._tail.write(record)
-                self._tail.flush()
-                os.fsync(self._tail.fileno())
+                view = memoryview(record)
+                while view:  # raw fd: nothing left in a buffer to resurface after an error
+                    view = view[os.write(self._tail, view):]
+                os.fsync(self._tail)
             except OSError as err:  # ENOSPC, EIO: cut the partial record, report full
                 self._truncate_tail(self._tail_size)
                 raise SpoolFullError(f"spool write failed: {err}") from err
@@ -164,12 +165,7 @@ class Spool:
             lines: list[str] = []
             while seg <= self._tail_seg:
                 path = self._path(seg)
-                data = b""
-                if path.exists():
-                    with open(path, "rb") as f:
-                        f.seek(off)
-                        data = f.read()
-                records, _ = decode_records(data, max_lines=max_lines - len(lines))
+                records = self._read_records(path, off, max_lines - len(lines))
                 for _, rec in records:
                     lines.extend(rec)
                 if records:
@@ -195,7 +191,7 @@ class Spool:
 
     def close(self) -> None:
         with self._lock:
-            self._tail.close()
+            os.close(self._tail)
 
     # -- internals ----------------------------------------------------------------------
 
@@ -246,24 +242,47 @@ class Spool:
         self._tail_seg = segments[-1] if segments else max(self._cursor[0], 1)
         if self._cursor[0] == 0:  # a new spool (or its cursor lost): start at the oldest
             self._cursor = (segments[0] if segments else self._tail_seg, 0)
-        self._tail = open(self._path(self._tail_seg), "ab")  # noqa: SIM115 - kept open
-        self._tail_size = self._tail.tell()
+        self._tail = self._open_segment(self._tail_seg)
+        self._tail_size = os.fstat(self._tail).st_size
+        if self._cursor[0] == self._tail_seg and self._cursor[1] > self._tail_size:
+            self._cursor = (self._tail_seg, self._tail_size)  # never past the data
         _fsync_dir(self.dir)
         self._bytes = self._measure_pending()
 
     def _roll(self) -> None:
-        self._tail.close()
+        os.close(self._tail)
         self._tail_seg += 1
-        self._tail = open(self._path(self._tail_seg), "ab")  # noqa: SIM115 - kept open
+        self._tail = self._open_segment(self._tail_seg)
         self._tail_size = 0
         _fsync_dir(self.dir)
 
+    @staticmethod
+    def _read_records(path: Path, offset: int, max_lines: int) -> list[tuple[int, list[str]]]:
+        """Records from `offset` (ends relative to it), reading only as much as needed."""
+        try:
+            f = open(path, "rb")  # noqa: SIM115 - closed below
+        except FileNotFoundError:
+            return []
+        with f:
+            f.seek(offset)
+            data = b""
+            chunk = 1 << 20
+            while True:
+                more = f.read(chunk)
+                data += more
+                records, _ = decode_records(data, max_lines=max_lines)
+                if len(more) < chunk or sum(len(r) for _, r in records) >= max_lines:
+                    return records
+                chunk *= 2
+
+    def _open_segment(self, seg: int) -> int:
+        return os.open(self._path(seg), os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+
     def _truncate_tail(self, size: int) -> None:
         try:
-            self._tail.truncate(size)
-            self._tail.seek(size)
+            os.ftruncate(self._tail, size)
         except OSError:
-            log.exception("spool: cannot cut a failed write from %s", self._tail.name)
+            log.exception("spool: cannot cut a failed write from %s", self._path(self._tail_seg))
 
     def _measure_pending(self) -> int:
         total = 0

@@ -132,3 +132,26 @@ def test_decode_records_stops_at_garbage() -> None:
     records, end = decode_records(data)
     assert [r for _, r in records] == [["a x=1 1"]]
     assert end == len(encode_record(["a x=1 1"]))
+
+
+def test_disk_full_mid_write_reports_full_and_leaves_no_partial_record(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import errno
+    import os
+
+    spool = Spool(tmp_path)
+    spool.append(lines("m", 2))
+    real_write = os.write
+
+    def half_then_enospc(fd: int, data: bytes | memoryview) -> int:
+        real_write(fd, bytes(data[: len(data) // 2]))
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "write", half_then_enospc)
+    with pytest.raises(SpoolFullError):
+        spool.append(lines("m", 2, 2))
+    monkeypatch.setattr(os, "write", real_write)
+    spool.append(lines("m", 2, 4))  # space is back
+    assert Spool(tmp_path).torn_records == 0
+    assert drain(spool) == lines("m", 2) + lines("m", 2, 4)
