@@ -1,0 +1,1 @@
+"""Chaos scenarios (issue 8): real Mosquitto, InfluxDB and hub processes, faults injected."""
