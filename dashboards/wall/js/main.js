@@ -73,7 +73,8 @@ async function loadAll() {
       loadDevices(),
     ]);
     // /villages (with groups) when the registry routes are there; else the overview's list
-    state.villages = Array.isArray(villages) ? villages : villages?.items || state.overview?.villages || [];
+    const list = Array.isArray(villages) ? villages : villages?.items || [];
+    state.villages = list.length ? list : state.overview?.villages || [];
     state.villageById = new Map(state.villages.map((v) => [v.id, v]));
     const open = alerts?.items || [];
     const next = new Map(open.map((a) => [String(a.id), a]));

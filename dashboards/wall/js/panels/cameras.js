@@ -42,7 +42,8 @@ export function buildPages(cameras, villageFilter, pageSize = PAGE_SIZE) {
 function cameras() { return [...state.devices.values()].filter((d) => d.kind === "camera"); }
 function pages() { return buildPages(cameras(), filter); }
 
-function villageName(id) { return state.villageById.get(id)?.name || id || "—"; }
+/** A village's name; devices of no village belong to the township itself (乡政府 etc.). */
+function villageName(id) { return state.villageById.get(id)?.name || id || state.overview?.township || "—"; }
 
 function snapshotTs(d) {
   const th = thumbs.get(d.id);

@@ -72,8 +72,10 @@ function render() {
   if (hasBoundary) {
     option.geo = { map: "township", roam: false, itemStyle: { areaColor: "rgba(20,60,110,0.5)", borderColor: "#27c4ff" },
       emphasis: { disabled: true }, label: { show: false } };
-  } else if (data.length) {
-    const axis = (vals) => ({ type: "value", show: false, scale: true, min: Math.min(...vals) - pad(vals), max: Math.max(...vals) + pad(vals) });
+  } else {
+    const axis = (vals) => (vals.length
+      ? { type: "value", show: false, scale: true, min: Math.min(...vals) - pad(vals), max: Math.max(...vals) + pad(vals) }
+      : { type: "value", show: false, scale: true });
     option.grid = { left: 10, right: 90, top: 10, bottom: 10 };
     option.xAxis = axis(lons);
     option.yAxis = axis(lats);

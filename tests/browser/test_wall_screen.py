@@ -1,0 +1,176 @@
+"""The wall screen in real headless Chromium against a real hub with the simulated sample township."""
+
+from __future__ import annotations
+
+import re
+import time
+from typing import Any
+
+import paho.mqtt.client as mqtt
+import pytest
+
+from tests.browser.conftest import RunningHub, save_doc_screenshot
+
+pytestmark = [pytest.mark.browser, pytest.mark.e2e]
+
+
+def open_wall(page: Any, hub: RunningHub, token: str | None = None, lang: str | None = None) -> None:
+    query = f"?token={token or hub.viewer_token}" + (f"&lang={lang}" if lang else "")
+    page.goto(hub.url + "/" + query)
+    page.wait_for_function("() => window.__vh && window.__vh.state.devices.size > 0", timeout=15000)
+    page.wait_for_selector("#health-link.up", timeout=10000)
+
+
+def kpi(page: Any, id_: str) -> tuple[int, int | None]:
+    value = int(page.inner_text(f"#{id_} .val b"))
+    small = page.inner_text(f"#{id_} .val small")
+    m = re.search(r"/\s*(\d+)", small)
+    return value, int(m.group(1)) if m else None
+
+
+def publish_status(hub: RunningHub, device: str, status: str) -> None:
+    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"browser-test-{device}")
+    client.connect("127.0.0.1", hub.mqtt_port)
+    client.loop_start()
+    try:
+        client.publish(f"vhub/v1/dev/{device}/status", status, qos=1, retain=True).wait_for_publish(5)
+    finally:
+        client.loop_stop()
+        client.disconnect()
+
+
+def first_camera_of_a_village(hub: RunningHub) -> dict[str, Any]:
+    items = hub.get("/api/v1/devices?kind=camera&status=online&limit=1000")["items"]
+    by_village: dict[str, list[dict[str, Any]]] = {}
+    for d in items:
+        if d["village"]:
+            by_village.setdefault(d["village"], []).append(d)
+    village = sorted(by_village)[-1]
+    return sorted(by_village[village], key=lambda d: d["id"])[0]
+
+
+def test_page_loads_and_shows_the_hub_counts(page: Any, hub: RunningHub) -> None:
+    open_wall(page, hub)
+    ov = hub.get("/api/v1/overview")
+    cams, spks = ov["devices"]["camera"], ov["devices"]["speaker"]
+    assert kpi(page, "kpi-cameras") == (cams["online"], cams["total"])
+    assert kpi(page, "kpi-speakers") == (spks["online"], spks["total"])
+    assert page.inner_text("#township") == ov["township"]
+    assert kpi(page, "kpi-villages")[0] == len(ov["villages"])
+    page.wait_for_function(
+        "n => Number(document.querySelector('#kpi-alarms .val b').textContent) === n",
+        arg=len(hub.get("/api/v1/alerts?state=open")["items"]), timeout=5000)
+    assert page.locator("#camera-grid .tile:not(.hidden)").count() > 0
+    assert page.locator("#map canvas").count() >= 1
+    assert page.get_attribute("html", "lang") == "zh-CN"
+    # a viewer sees no operator controls
+    assert not page.is_visible("#btn-operator")
+    save_doc_screenshot(page)
+
+
+def test_device_going_offline_turns_grey_within_2_s(page: Any, hub: RunningHub) -> None:
+    cam = first_camera_of_a_village(hub)
+    open_wall(page, hub)
+    page.select_option("#cam-village", cam["village"])
+    tile = f'#camera-grid .tile[data-device="{cam["id"]}"]'
+    page.wait_for_selector(f"{tile}:not(.offline)", timeout=5000)
+    online_before = kpi(page, "kpi-cameras")[0]
+    t0 = time.monotonic()
+    publish_status(hub, cam["id"], "offline")
+    try:
+        page.wait_for_selector(f"{tile}.offline", timeout=2000)
+        elapsed = time.monotonic() - t0
+        assert elapsed < 2.0
+        assert page.inner_text(f"{tile} .badge") == "离线"
+        assert page.eval_on_selector(tile, "el => getComputedStyle(el).filter").startswith("grayscale")
+        assert kpi(page, "kpi-cameras")[0] == online_before - 1
+    finally:
+        publish_status(hub, cam["id"], "online")
+    page.wait_for_selector(f"{tile}:not(.offline)", timeout=5000)
+
+
+def quiet_hours_away_from_now(hub: RunningHub, village: str) -> None:
+    """Routine broadcasts wait out quiet hours (default 22:00–06:00): move the village's 12 h away."""
+    from datetime import datetime, timedelta
+    from zoneinfo import ZoneInfo
+
+    later = datetime.now(ZoneInfo("Asia/Shanghai")) + timedelta(hours=12)
+    hub.send("PUT", f"/api/v1/broadcasts/quiet-hours/{village}",
+             {"start": later.strftime("%H:%M"), "end": (later + timedelta(minutes=30)).strftime("%H:%M")})
+
+
+def test_operator_schedules_a_broadcast_and_sees_its_delivery_progress(page: Any, hub: RunningHub) -> None:
+    page.goto(hub.url + "/")
+    page.wait_for_selector("#login-modal:not(.hidden)")
+    page.fill("#login-token", hub.operator_token)
+    page.click("#login-form button[type=submit]")
+    page.wait_for_selector("#health-link.up", timeout=10000)
+    assert page.is_visible("#btn-operator")
+    page.click("#btn-operator")
+    assert not page.is_visible("#bc-emergency")  # emergencies are for admins only
+    villages = hub.get("/api/v1/overview")["villages"]
+    village = sorted(villages, key=lambda v: v["speaker"]["total"])[-1]
+    speakers = village["speaker"]["online"]
+    quiet_hours_away_from_now(hub, village["id"])
+    page.fill("#bc-form [name=title]", "浏览器测试广播")
+    page.fill("#bc-form [name=text]", "请注意防火。")
+    page.check(f'#target-tree input[name=village][value="{village["id"]}"]')
+    page.click("#bc-submit")
+    page.wait_for_function("() => document.querySelector('#bc-ok').textContent.length > 0", timeout=5000)
+    bid = re.search(r"(\S+)$", page.inner_text("#bc-ok")).group(1)  # type: ignore[union-attr]
+    row = f'#now-playing li[data-broadcast="{bid}"]'
+    page.wait_for_selector(row, timeout=10000)
+    page.wait_for_function(
+        "([sel, n]) => { const el = document.querySelector(sel + ' .progress-text');"
+        " return el && el.textContent === n + '/' + n; }",
+        arg=[row, speakers], timeout=30000)
+    assert page.inner_text(f"{row} .grow") == "浏览器测试广播"
+    page.click("[data-tab=list]")
+    page.wait_for_selector(f'#bc-list li[data-broadcast="{bid}"]', timeout=5000)
+
+
+def test_language_toggle_switches_to_english_and_back(page: Any, hub: RunningHub) -> None:
+    open_wall(page, hub)
+    assert page.inner_text("#kpi-cameras label") == "摄像头在线"
+    page.click("#btn-lang")
+    assert page.get_attribute("html", "lang") == "en"
+    assert page.inner_text("#kpi-cameras label") == "Cameras online"
+    assert page.inner_text("#btn-lang") == "中文"
+    assert "Cameras" in page.inner_text(".p-cameras h2")
+    page.reload()  # the choice is remembered
+    page.wait_for_function("() => window.__vh && window.__vh.state.devices.size > 0")
+    assert page.inner_text("#kpi-cameras label") == "Cameras online"
+    page.click("#btn-lang")
+    assert page.inner_text("#kpi-cameras label") == "摄像头在线"
+    assert page.get_attribute("html", "lang") == "zh-CN"
+
+
+def test_a_burst_of_500_presence_changes_renders_in_one_frame(page: Any, hub: RunningHub) -> None:
+    open_wall(page, hub)
+    took = page.evaluate("""async () => {
+        const vh = window.__vh;
+        const ids = [...vh.state.devices.keys()];
+        const t0 = performance.now();
+        for (let i = 0; i < 500; i++) {
+            const d = vh.state.devices.get(ids[i % ids.length]);
+            vh.handleEvent({type: 'presence', ts: Date.now() / 1000,
+                            data: {device: d.id, kind: d.kind, village: d.village, status: d.status, reason: 'status'}});
+        }
+        await new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)));
+        return performance.now() - t0;
+    }""")
+    assert took < 250, f"500 presence events took {took:.0f} ms to render"
+
+
+def test_lost_link_shows_a_banner_and_recovers(page: Any, hub: RunningHub) -> None:
+    open_wall(page, hub)
+    assert not page.is_visible("#link-banner")
+    hub.process.stop()
+    try:
+        page.wait_for_selector("#link-banner:not(.hidden)", timeout=5000)
+        assert "中断" in page.inner_text("#link-banner")
+        assert page.is_visible("#health-link.down")
+    finally:
+        hub.start()
+    page.wait_for_selector("#link-banner.hidden", state="attached", timeout=30000)
+    page.wait_for_selector("#health-link.up", timeout=5000)
