@@ -32,6 +32,7 @@ from device_sim.township import DeviceSpec
 log = logging.getLogger(__name__)
 RECONNECT_MIN_S: Final = 1.0
 RECONNECT_MAX_S: Final = 60.0
+CONNECT_TIMEOUT_S: Final = 2.0
 OUTBOX_MAX: Final = 100  # events and acks kept while offline, sent after reconnecting
 POWER_LOSS_DROP_AFTER_S: Final = 0.3  # the power_loss event leaves before the socket dies
 
@@ -102,6 +103,7 @@ class SimDevice:
         self._malformed_i = 0
         self.rssi = rng.randint(-85, -55)
         self._outbox: list[tuple[str, bytes, int]] = []
+        self._failing = False
 
     # -- clock ------------------------------------------------------------------
 
@@ -126,6 +128,7 @@ class SimDevice:
         c.on_disconnect = self._on_disconnect
         c.on_message = self._on_message
         c.max_queued_messages_set(1000)
+        c.connect_timeout = CONNECT_TIMEOUT_S  # the TCP connect blocks the shared loop this long at most
         self.loop.attach(c)
         return c
 
@@ -156,8 +159,13 @@ class SimDevice:
                 c.reconnect()
         except (OSError, ValueError) as e:
             self.stats.connect_failures += 1
-            log.info("device %s: cannot reach the broker (%s); retrying in %.0fs", self.id, e, self._backoff)
+            self._log_failure("device %s: cannot reach the broker (%s); retrying with backoff", e)
             self._schedule_reconnect()
+
+    def _log_failure(self, msg: str, why: object) -> None:
+        """The first failure in a row at WARNING, repeats at DEBUG (a fleet must not flood the log)."""
+        log.log(logging.DEBUG if self._failing else logging.WARNING, msg, self.id, why)
+        self._failing = True
 
     def _schedule_reconnect(self) -> None:
         if self._retry is None and self.want_online and self.powered:
@@ -169,8 +177,9 @@ class SimDevice:
                     _props: Any) -> None:
         if rc.is_failure:
             self.stats.connect_failures += 1
-            log.warning("device %s: broker refused the connection: %s", self.id, rc)
+            self._log_failure("device %s: the broker refused the connection: %s", rc)
             return
+        self._failing = False
         self.stats.connects += 1
         self._backoff = RECONNECT_MIN_S
         self.connected.set()

@@ -107,7 +107,8 @@ def parse_scenario(text: str) -> Scenario:
     try:
         return Scenario.model_validate(data or {})
     except ValidationError as e:
-        msgs = [f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in e.errors()]
+        msgs = [f"{'.'.join(str(p) for p in err['loc'])}: {err['msg'].removeprefix('Value error, ')}"
+                for err in e.errors()]
         raise ScenarioError("invalid scenario:\n" + "\n".join(msgs)) from e
 
 
