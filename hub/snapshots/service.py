@@ -11,14 +11,12 @@ so its health hysteresis sees its frames in order.
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 import math
 import multiprocessing
 import threading
 import time
 import uuid
-from collections import deque
 from collections.abc import Iterable, Mapping
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
@@ -27,6 +25,7 @@ from typing import Any
 from hub import metrics
 from hub.clock import Clock
 from hub.messages import InboundMessage, Point
+from hub.snapshots.commands import CommandWaiters, SnapshotRequest, snapshot_command
 from hub.snapshots.config import SnapshotConfig
 from hub.snapshots.health import HEALTH_STATES, CameraHealth, Condition, HealthUpdate, Thresholds
 from hub.snapshots.jpeg import JpegInfo, JpegRejected, Reject, inspect_jpeg
@@ -39,6 +38,7 @@ from hub.snapshots.ports import (
     PointSink,
     Publisher,
 )
+from hub.snapshots.slots import LatestWinsSlots, Put
 from hub.snapshots.storage import SnapshotStorage
 from hub.topics import is_valid_id
 
@@ -49,6 +49,7 @@ SEVERITY = {Condition.COVERED: "critical", Condition.MOVED: "critical", Conditio
             Condition.BLURRED: "warning", Condition.FROZEN: "warning"}
 OVERLOADED = "overloaded"
 ANALYSIS_ERROR = "analysis_error"
+SHUTDOWN = "shutdown"
 
 
 @dataclass
@@ -59,19 +60,12 @@ class _Pending:
     cmd_ids: set[str]
 
 
-@dataclass
-class _Waiter:
-    event: threading.Event = field(default_factory=threading.Event)
-    result: dict[str, Any] | None = None
+def _size(p: _Pending) -> int:
+    return p.info.size
 
 
-@dataclass(frozen=True, slots=True)
-class SnapshotRequest:
-    command_id: str
-    device_id: str
-    state: str  # sent | answered | rejected | timeout
-    expires_at: float
-    snapshot: dict[str, Any] | None = None
+def _answer_older_requests_too(new: _Pending, old: _Pending) -> None:
+    new.cmd_ids |= old.cmd_ids  # the newer frame answers the replaced frame's requests too
 
 
 @dataclass
@@ -94,15 +88,10 @@ class SnapshotService:
         self.topic_root = topic_root.strip("/")
         self.config = config or SnapshotConfig()
         self._cams: dict[str, _Camera] = {}
-        self._cond = threading.Condition()
-        self._pending: dict[str, _Pending] = {}
-        self._ready: deque[str] = deque()
-        self._busy: set[str] = set()
-        self._pending_bytes = 0
-        self._waiters: dict[str, _Waiter] = {}
+        self._slots: LatestWinsSlots[_Pending] = LatestWinsSlots(self.config.max_pending_bytes, _size)
+        self._waiters = CommandWaiters()
         self._threads: list[threading.Thread] = []
         self._pool: ProcessPoolExecutor | None = None
-        self._running = False
         self._started_at = 0.0
         self._last_log: dict[tuple[str, str], tuple[float, int]] = {}
         for device_id, values in (overrides or {}).items():
@@ -120,19 +109,21 @@ class SnapshotService:
             )
         else:
             single_threaded_opencv()
-        self._running = True
+        self._slots.reopen()
         for i in range(self.config.worker_count):
             t = threading.Thread(target=self._work, name=f"snapshot-{i}", daemon=True)
             t.start()
             self._threads.append(t)
 
     def stop(self) -> None:
-        with self._cond:
-            self._running = False
-            self._cond.notify_all()
+        self._slots.close()
         for t in self._threads:
             t.join(10)
         self._threads.clear()
+        for device_id, item in self._slots.drain():  # not analysed: counted, never silent
+            self._reject(device_id, SHUTDOWN, "the hub stopped before its analysis", None)
+            self._waiters.answer(item.cmd_ids, {"state": "rejected", "reason": SHUTDOWN})
+        self._gauges()
         if self._pool is not None:
             self._pool.shutdown(cancel_futures=True)
             self._pool = None
@@ -149,24 +140,11 @@ class SnapshotService:
             self._reject(msg.device_id, checked.reason, checked.detail, cmd_id)
             return
         pending = _Pending(msg, checked, self._timestamp(msg), {cmd_id} if cmd_id else set())
-        with self._cond:
-            old = self._pending.get(msg.device_id)
-            new_bytes = self._pending_bytes - (old.info.size if old else 0) + checked.size
-            if new_bytes > self.config.max_pending_bytes:
-                overloaded = True
-            else:
-                overloaded = False
-                if old is not None:
-                    pending.cmd_ids |= old.cmd_ids  # the newer frame answers the older request too
-                self._pending[msg.device_id] = pending
-                self._pending_bytes = new_bytes
-                if old is None and msg.device_id not in self._busy:
-                    self._ready.append(msg.device_id)
-                    self._cond.notify()
-                self._gauges()
-        if overloaded:
-            self._reject(msg.device_id, OVERLOADED, f"{new_bytes} pending bytes", cmd_id)
-        elif old is not None:
+        outcome, _ = self._slots.put(msg.device_id, pending, _answer_older_requests_too)
+        self._gauges()
+        if outcome is Put.OVERLOADED:
+            self._reject(msg.device_id, OVERLOADED, f"{self._slots.waiting_bytes} bytes wait already", cmd_id)
+        elif outcome is Put.REPLACED:
             metrics.snapshots_superseded.inc()
             metrics.messages_rejected.labels("snapshot", "superseded").inc()
 
@@ -195,34 +173,22 @@ class SnapshotService:
         else:
             self._last_log[key] = (last, suppressed + 1)
         if cmd_id:
-            self._answer({cmd_id}, {"state": "rejected", "reason": reason})
+            self._waiters.answer({cmd_id}, {"state": "rejected", "reason": reason})
 
     # --- workers --------------------------------------------------------------------------
 
     def _work(self) -> None:
-        while True:
-            with self._cond:
-                while self._running and not self._ready:
-                    self._cond.wait()
-                if not self._running:
-                    return
-                device_id = self._ready.popleft()
-                item = self._pending.pop(device_id)
-                self._pending_bytes -= item.info.size
-                self._busy.add(device_id)
-                self._gauges()
+        while (taken := self._slots.take()) is not None:
+            device_id, item = taken
+            self._gauges()
             try:
                 self._process(device_id, item)
             except Exception:
                 log.exception("snapshot from %s: analysis failed", device_id)
                 self._reject(device_id, ANALYSIS_ERROR, "see the traceback above", None)
-                self._answer(item.cmd_ids, {"state": "rejected", "reason": ANALYSIS_ERROR})
+                self._waiters.answer(item.cmd_ids, {"state": "rejected", "reason": ANALYSIS_ERROR})
             finally:
-                with self._cond:
-                    self._busy.discard(device_id)
-                    if device_id in self._pending:
-                        self._ready.append(device_id)
-                    self._cond.notify_all()
+                self._slots.done(device_id)
 
     def _analyse(self, data: bytes, info: JpegInfo) -> Analysed | Reject:
         if self._pool is not None:
@@ -235,7 +201,7 @@ class SnapshotService:
         metrics.snapshot_analysis_seconds.observe(time.perf_counter() - started)
         if isinstance(analysed, Reject):
             self._reject(device_id, analysed, "the JPEG body does not decode (cut short or corrupt)", None)
-            self._answer(item.cmd_ids, {"state": "rejected", "reason": analysed.value})
+            self._waiters.answer(item.cmd_ids, {"state": "rejected", "reason": analysed.value})
             return
         cam = self._camera(device_id)
         update = cam.health.update(analysed.metrics, cam.thresholds or self.config.thresholds)
@@ -265,7 +231,7 @@ class SnapshotService:
         summary = {"device": device_id, "ts": item.ts, "health": update.health, "night": update.night,
                    "url": f"/api/v1/devices/{device_id}/thumbnail"}
         self.events.publish("snapshot", summary)
-        self._answer(item.cmd_ids, {"state": "answered", "snapshot": summary})
+        self._waiters.answer(item.cmd_ids, {"state": "answered", "snapshot": summary})
         self._health_gauges()
 
     def _alerts(self, device_id: str, update: HealthUpdate, ts: float) -> None:
@@ -284,8 +250,8 @@ class SnapshotService:
         return cam
 
     def _gauges(self) -> None:
-        metrics.snapshots_pending.set(len(self._pending))
-        metrics.snapshots_pending_bytes.set(self._pending_bytes)
+        metrics.snapshots_pending.set(self._slots.waiting)
+        metrics.snapshots_pending_bytes.set(self._slots.waiting_bytes)
 
     def _health_gauges(self) -> None:
         counts = dict.fromkeys((*HEALTH_STATES, "stale"), 0)
@@ -301,33 +267,20 @@ class SnapshotService:
     def request_snapshot(self, device_id: str, wait_s: float = 0.0) -> SnapshotRequest:
         """Send the `snapshot` command; with wait_s > 0, wait for the answer (a snapshot with
         user property cmd_id) until it is analysed and stored, or until the timeout."""
-        now = self.clock.now()
-        cmd_id = uuid.uuid4().hex
+        now, cmd_id = self.clock.now(), uuid.uuid4().hex
         expires_at = now + self.config.command_ttl_s
-        waiter = _Waiter() if wait_s > 0 else None
-        if waiter is not None:
-            with self._cond:
-                self._waiters[cmd_id] = waiter
-        body = {"id": cmd_id, "action": "snapshot", "ts": now, "expires_at": expires_at}
+        waiter = self._waiters.register(cmd_id) if wait_s > 0 else None
         try:
-            self.publisher.publish(f"{self.topic_root}/dev/{device_id}/cmd", json.dumps(body).encode(), qos=1)
+            self.publisher.publish(f"{self.topic_root}/dev/{device_id}/cmd",
+                                   snapshot_command(cmd_id, now, self.config.command_ttl_s), qos=1)
             if waiter is None:
                 return SnapshotRequest(cmd_id, device_id, "sent", expires_at)
-            answered = waiter.event.wait(min(wait_s, self.config.max_wait_s))
+            waiter.event.wait(min(wait_s, self.config.max_wait_s))
         finally:
-            with self._cond:
-                self._waiters.pop(cmd_id, None)
-        if not answered or waiter.result is None:
+            self._waiters.discard(cmd_id)
+        if waiter.result is None:
             return SnapshotRequest(cmd_id, device_id, "timeout", expires_at)
         return SnapshotRequest(cmd_id, device_id, waiter.result["state"], expires_at, waiter.result.get("snapshot"))
-
-    def _answer(self, cmd_ids: Iterable[str], result: dict[str, Any]) -> None:
-        with self._cond:
-            for cmd_id in cmd_ids:
-                waiter = self._waiters.get(cmd_id)
-                if waiter is not None and waiter.result is None:
-                    waiter.result = result
-                    waiter.event.set()
 
     # --- staleness ------------------------------------------------------------------------
 
@@ -401,12 +354,4 @@ class SnapshotService:
 
     def wait_idle(self, timeout: float = 10.0) -> bool:
         """Block until nothing waits or runs (tests and benchmarks)."""
-        deadline = time.monotonic() + timeout
-        with self._cond:
-            while self._pending or self._busy:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    return False
-                self._cond.wait(left)
-        return True
-
+        return self._slots.wait_idle(timeout)
