@@ -1,7 +1,7 @@
 // Camera wall (视频调度): a page of latest thumbnails with their age, greyed when offline or stale,
 // a village filter, an auto-tour that pauses on a village with an open alarm, click to enlarge.
 import { api, fetchImage } from "../api.js";
-import { esc, fmtDateTime } from "../fmt.js";
+import { esc, fmtDateTime, fmtHM } from "../fmt.js";
 import { ago, t } from "../i18n.js";
 import { markDirty, openAlertsByVillage, register, state } from "../state.js";
 import { toast } from "../toast.js";
@@ -238,22 +238,57 @@ async function openCamera(id) {
   const fill = (x) => {
     info.innerHTML = row("device", x.id) + row("village", villageName(x.village)) + row("status", t(x.status || "unknown"))
       + row("health", x.health ? t(`health_${x.health}`) : "—") + row("last_seen", x.last_seen ? fmtDateTime(x.last_seen) : "—")
-      + row("reason", x.presence_reason) + Object.entries(x.heartbeat || {}).slice(0, 8).map(([k, v]) => `<dt>${esc(k)}</dt><dd>${esc(v)}</dd>`).join("");
+      + row("reason", x.presence_reason) + Object.entries(x.heartbeat || {}).filter(([k]) => !["seq", "interval_s", "stream_url"].includes(k)).slice(0, 6).map(([k, v]) => `<dt>${esc(k)}</dt><dd>${esc(v)}</dd>`).join("");
   };
   fill(d);
   api(`/devices/${encodeURIComponent(id)}`).then((x) => { if (modalDevice === id) fill(x); }).catch(() => {});
+  loadHistory(id);
   const end = Math.floor(Date.now() / 1000), start = end - 24 * 3600;
-  const fields = ["fps", "bitrate_kbps", "temp_c"];
+  const fields = ["brightness", "sharpness", "fps"];
   const results = await Promise.all(fields.map((f) => api(`/devices/${encodeURIComponent(id)}/series?field=${f}&start=${start}&end=${end}&every=600`).catch(() => null)));
   if (modalDevice !== id || !window.echarts) return;
   modalChart ||= window.echarts.init(document.getElementById("cam-modal-chart"));
+  const axisStyle = { axisLabel: { color: "#8fb0d6" }, splitLine: { lineStyle: { color: "#1b3a66" } } };
   modalChart.setOption({
-    animation: false, backgroundColor: "transparent", legend: { textStyle: { color: "#e8f3ff" } }, tooltip: { trigger: "axis" },
-    grid: { left: 45, right: 15, top: 30, bottom: 25 },
-    xAxis: { type: "time", axisLabel: { color: "#8fb0d6" } }, yAxis: { type: "value", axisLabel: { color: "#8fb0d6" }, splitLine: { lineStyle: { color: "#1b3a66" } } },
-    series: fields.map((f, i) => ({ name: f, type: "line", showSymbol: false, data: (results[i]?.points || []).map(([ts, v]) => [ts * 1000, v]) })),
+    animation: false, backgroundColor: "transparent", tooltip: { trigger: "axis" },
+    legend: { top: 0, textStyle: { color: "#e8f3ff", fontSize: 13 } },
+    grid: { left: 50, right: 50, top: 30, bottom: 25 },
+    xAxis: { type: "time", min: (start * 1000), max: (end * 1000), axisLabel: { color: "#8fb0d6", formatter: (v) => fmtHM(v / 1000) } },
+    yAxis: [{ type: "value", ...axisStyle }, { type: "value", ...axisStyle, splitLine: { show: false } }],
+    series: fields.map((f, i) => ({ name: f, type: "line", showSymbol: false, connectNulls: false, yAxisIndex: f === "sharpness" ? 1 : 0,
+      data: (results[i]?.points || []).map(([ts, v]) => [ts * 1000, v]) })),
   }, { notMerge: true });
   modalChart.resize();
+}
+
+const HISTORY_SHOWN = 8;
+let historyUrls = [];
+
+/** The camera's recent snapshots (kept by the hub on health changes and periodically), newest first. */
+async function loadHistory(id) {
+  const strip = document.getElementById("cam-modal-history");
+  for (const u of historyUrls) URL.revokeObjectURL(u);
+  historyUrls = [];
+  strip.textContent = "";
+  let items = [];
+  try { items = (await api(`/devices/${encodeURIComponent(id)}/snapshots`)).items || []; } catch { return; }
+  if (modalDevice !== id) return;
+  for (const it of items.slice(0, HISTORY_SHOWN)) {
+    const fig = document.createElement("figure");
+    const bad = it.health && it.health !== "ok";
+    fig.innerHTML = `<img alt=""><figcaption class="${bad ? "bad" : ""}">${esc(fmtDateTime(it.ts))}${bad ? ` ${esc(t(`health_${it.health}`))}` : ""}</figcaption>`;
+    strip.appendChild(fig);
+    fetchImage(`/devices/${encodeURIComponent(id)}/snapshots/${it.id}`).then(({ url }) => {
+      if (modalDevice !== id) { URL.revokeObjectURL(url); return; }
+      historyUrls.push(url);
+      fig.querySelector("img").src = url;
+      fig.addEventListener("click", () => {
+        for (const f of strip.children) f.classList.toggle("active", f === fig);
+        document.getElementById("cam-modal-img").src = url;
+        document.getElementById("cam-modal-meta").textContent = `${fmtDateTime(it.ts)} · ${ago(Date.now() / 1000 - it.ts)}`;
+      });
+    }).catch(() => {});
+  }
 }
 
 export function initCameras() {

@@ -8,13 +8,15 @@ let loss = null;
 const AXIS = { axisLabel: { color: "#8fb0d6", fontSize: 13 }, axisLine: { lineStyle: { color: "#1b4a80" } }, splitLine: { lineStyle: { color: "rgba(27,74,128,0.4)" } } };
 
 function base(title) {
+  const now = Date.now();
   return {
     animation: false, backgroundColor: "transparent",
     title: { text: title, textStyle: { color: "#e8f3ff", fontSize: 15, fontWeight: 500 }, left: 0, top: 0 },
     legend: { right: 0, top: 0, textStyle: { color: "#8fb0d6", fontSize: 13 }, itemWidth: 14 },
     tooltip: { trigger: "axis", valueFormatter: (v) => (v === null || v === undefined ? "—" : String(v)) },
     grid: { left: 44, right: 12, top: 34, bottom: 24 },
-    xAxis: { type: "time", ...AXIS, splitLine: { show: false }, axisLabel: { ...AXIS.axisLabel, formatter: (v) => fmtHM(v / 1000) } },
+    xAxis: { type: "time", min: now - 24 * 3600 * 1000, max: now, ...AXIS, splitLine: { show: false },
+      axisLabel: { ...AXIS.axisLabel, formatter: (v) => fmtHM(v / 1000) } },
   };
 }
 
