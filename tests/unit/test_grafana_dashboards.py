@@ -210,4 +210,5 @@ def test_every_dashboard_query_runs_on_influxdb_and_finds_protocol_points(influx
             influxdb.query(sql)  # raises on a parse or execution error
     lost = influxdb.query(substitute(
         'SELECT spread("seq") + 1 - count("seq") FROM "heartbeat" WHERE "device" = \'cam-1\' AND $timeFilter'))
-    assert lost[0]["values"][0][1] == 1  # seq 1 then 3: one heartbeat lost
+    values: Any = lost[0]["values"]
+    assert values[0][1] == 1  # seq 1 then 3: one heartbeat lost
