@@ -10,9 +10,17 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from hub.messages import Point
-from hub.tsdb.base import Bucket, RejectedBatchError, SeriesQuery, TimeSeriesStore
+from hub.tsdb.base import (
+    Bucket,
+    RejectedBatchError,
+    SeriesQuery,
+    TimeSeriesStore,
+    TransientStoreError,
+)
 from hub.tsdb.influx_v1 import InfluxV1Store
 from hub.tsdb.lineprotocol import encode_point, encode_points
 from hub.tsdb.sqlite_store import SqliteStore
@@ -149,3 +157,68 @@ def test_field_type_conflict_is_rejected(store: TimeSeriesStore) -> None:
     with pytest.raises(RejectedBatchError) as info:
         store.write_lines([encode_point(hb("cam-001", T0 + 1, temp_c="hot"))])
     assert "conflict" in info.value.reason
+
+
+# -- generated names and values, through each real store ------------------------------------
+
+_safe_text = st.text(
+    alphabet=st.characters(codec="utf-8", exclude_categories=("Cc", "Cs"), exclude_characters="\\"),
+    min_size=1, max_size=10,
+)
+_measurement_counter = iter(range(1_000_000))
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    tags=st.dictionaries(_safe_text, _safe_text, max_size=3),
+    fields=st.dictionaries(
+        _safe_text,
+        st.one_of(st.booleans(), st.integers(-(2**63), 2**63 - 1), st.text(max_size=30),
+                  st.floats(allow_nan=False, allow_infinity=False, width=64)),
+        min_size=1, max_size=4,
+    ),
+)
+def test_generated_names_and_values_round_trip(
+    store: TimeSeriesStore, tags: dict[str, str], fields: dict[str, object]
+) -> None:
+    measurement = f"gen{next(_measurement_counter)}"
+    tags = {k: v for k, v in tags.items() if k not in ("time", "_field")} | {"case": measurement}
+    fields = {k: v for k, v in fields.items() if k not in tags and k != "time"}
+    if not fields:
+        return
+    store.write_lines([encode_point(Point(measurement, tags, fields, T0))])
+    [back] = store.read_points(measurement, tags={"case": measurement})
+    assert back.tags == tags
+    assert back.fields == fields
+
+
+# -- InfluxDB 1.x specifics ---------------------------------------------------------------
+
+
+def test_influx_v1_recreates_a_dropped_database_on_write(influxdb: InfluxServer) -> None:
+    store = InfluxV1Store(influxdb.url, db=f"drop_{uuid.uuid4().hex[:10]}", retention="0s")
+    store.setup()
+    influxdb.query(f'DROP DATABASE "{store.db}"')
+    store.write_lines([encode_point(hb("cam-1", T0, seq=1))])
+    assert [p.fields for p in store.read_points("heartbeat")] == [{"seq": 1}]
+    store.close()
+
+
+def test_influx_v1_setup_brings_the_retention_policy_to_the_configured_duration(
+    influxdb: InfluxServer,
+) -> None:
+    db = f"rp_{uuid.uuid4().hex[:10]}"
+    InfluxV1Store(influxdb.url, db=db, retention="30d").setup()
+    InfluxV1Store(influxdb.url, db=db, retention="60d").setup()
+    [series] = influxdb.query("SHOW RETENTION POLICIES", db=db)
+    rows = {v[0]: v for v in series["values"]}  # type: ignore[index]
+    assert rows["villagehub"][1] == "1440h0m0s" and rows["villagehub"][4] is True
+
+
+def test_influx_v1_answers_not_ready_when_nothing_listens() -> None:
+    from tests.servers import free_port
+
+    store = InfluxV1Store(f"http://127.0.0.1:{free_port()}", timeout=0.5)
+    assert store.ping() is False
+    with pytest.raises(TransientStoreError):
+        store.write_lines([encode_point(hb("cam-1", T0, seq=1))])
