@@ -111,3 +111,8 @@ points_dropped = Counter(
     ["measurement"], registry=REGISTRY,
 )
 store_up = Gauge("vh_store_up", "1 while the time-series store accepts writes", registry=REGISTRY)
+registry_devices = Gauge(
+    "vh_registry_devices",
+    "Devices in the registry by kind; registered=\"false\" are devices seen publishing that no township file lists",
+    ["kind", "registered"], registry=REGISTRY,
+)

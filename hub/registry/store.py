@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
+from hub import metrics
 from hub.registry import township_file
 from hub.registry.model import KINDS, Device, Group, ImportReport, Kind, Township, Village
 from hub.topics import is_valid_id
@@ -173,6 +174,7 @@ class Registry:
                 "FROM devices ORDER BY id")}
             (self._data_version,) = db.execute("PRAGMA data_version").fetchone()
             self._snap = _Snapshot(self._snap.version + 1, villages, groups, devices)
+        self._export_counts()
 
     # ------------------------------------------------------------ reads (no SQLite, no lock)
 
@@ -212,6 +214,10 @@ class Registry:
         for d in self._snap.devices.values():
             out[(d.kind, d.registered)] += 1
         return out
+
+    def _export_counts(self) -> None:
+        for (kind, registered), n in self.counts().items():
+            metrics.registry_devices.labels(kind=kind, registered=str(registered).lower()).set(n)
 
     def township(self, name: str | None = None) -> Township:
         """The registered part of the registry as a Township (what `export` writes)."""
@@ -334,9 +340,12 @@ class Registry:
         new_devices = s.devices
         if devices or removed:
             new_devices = dict(s.devices)
-            new_devices.update(devices or {})
+            for device in (devices or {}).values():
+                _count(new_devices.get(device.id), -1)
+                _count(device, +1)
+                new_devices[device.id] = device
             for device_id in removed:
-                new_devices.pop(device_id, None)
+                _count(new_devices.pop(device_id, None), -1)
         self._snap = _Snapshot(
             s.version + 1,
             {**s.villages, **villages} if villages else s.villages,
@@ -376,6 +385,7 @@ class Registry:
                 raise RegistryError(errors[: township_file.MAX_ERRORS])
             report = self._apply(s, town, villages, groups, devices, progress)
             self._snap = _Snapshot(s.version + 1, villages, groups, devices)
+        self._export_counts()
         report = replace_seconds(report, time.perf_counter() - started)
         log.info("registry: imported township: %s", report)
         return report
@@ -432,6 +442,11 @@ class Registry:
             devices_unchanged=len(town.devices) - len(new_d),
             devices_removed=len(gone_d),
         )
+
+
+def _count(d: Device | None, delta: int) -> None:
+    if d is not None:
+        metrics.registry_devices.labels(kind=d.kind, registered=str(d.registered).lower()).inc(delta)
 
 
 def replace_registered(d: Device) -> Device:

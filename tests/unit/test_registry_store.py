@@ -287,3 +287,19 @@ def test_a_hundred_thousand_devices_import_in_seconds(reg: Registry) -> None:
     reg = reopen(reg)
     assert len(reg.devices()) == 100_000 and time.perf_counter() - started < 5
     reg.close()
+
+
+def test_metrics_count_registered_and_unregistered_devices(reg: Registry) -> None:
+    from hub.metrics import REGISTRY
+
+    def gauge(kind: str, registered: str) -> float | None:
+        return REGISTRY.get_sample_value("vh_registry_devices", {"kind": kind, "registered": registered})
+
+    reg.import_township(TOWN)
+    assert (gauge("camera", "true"), gauge("speaker", "true"), gauge("camera", "false")) == (1, 2, 0)
+    reg.note_unregistered("stray", "camera")
+    assert gauge("camera", "false") == 1
+    reg.upsert_device(Device("stray", "camera", "新", "lijia"))
+    assert (gauge("camera", "true"), gauge("camera", "false")) == (2, 0)
+    reg.delete_device("spk-1")
+    assert gauge("speaker", "true") == 1
