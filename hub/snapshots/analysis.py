@@ -77,8 +77,10 @@ def measure(img: Image) -> FrameMetrics:
 
 
 def sharpness_of(grey: Image) -> float:
-    """Variance of the Laplacian (focus measure); falls with blur, defocus, fog and darkness."""
-    lap = cv2.Laplacian(grey, cv2.CV_32F, ksize=3)
+    """Variance of the Laplacian (focus measure) after a 3×3 median: the median removes pixel
+    noise (strong in IR night pictures), which would otherwise pass for detail, and keeps
+    edges. Falls with blur, defocus, fog, condensation and darkness."""
+    lap = cv2.Laplacian(cv2.medianBlur(grey, 3), cv2.CV_32F)
     _, std = cv2.meanStdDev(lap)
     return float(std[0, 0]) ** 2
 

@@ -40,7 +40,7 @@ class Thresholds:
 
     dark_brightness: float = 30.0  # mean grey (0–255) below this: dark
     covered_uniform_fraction: float = 0.75  # share of textureless blocks at or above this: covered
-    blurred_sharpness: float = 100.0  # Laplacian variance (analysis scale) below this: blurred
+    blurred_sharpness: float = 50.0  # Laplacian variance (analysis scale) below this: blurred
     frozen_difference: float = 0.05  # mean grey difference to the previous frame below this: frozen
     moved_change: float = 0.4  # structural change from the reference above this: moved
     night_colourfulness: float = 3.0  # colourfulness below this: IR night mode (normal)

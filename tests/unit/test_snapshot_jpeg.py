@@ -50,7 +50,7 @@ def test_progressive_jpeg_frame_header_is_found() -> None:
 
 def test_greyscale_jpeg_has_one_component() -> None:
     grey = cv2.cvtColor(render_scene(1, 320, 240), cv2.COLOR_BGR2GRAY)
-    info = check(encode(grey))
+    info = check(encode(np.asarray(grey, dtype=np.uint8)))
     assert isinstance(info, J.JpegInfo) and info.components == 1
 
 
