@@ -33,6 +33,7 @@ log = logging.getLogger(__name__)
 RECONNECT_MIN_S: Final = 1.0
 RECONNECT_MAX_S: Final = 60.0
 CONNECT_TIMEOUT_S: Final = 2.0
+CONNACK_TIMEOUT_S: float = 10.0  # tests may lower it
 OUTBOX_MAX: Final = 100  # events and acks kept while offline, sent after reconnecting
 POWER_LOSS_DROP_AFTER_S: Final = 0.3  # the power_loss event leaves before the socket dies
 
@@ -104,6 +105,7 @@ class SimDevice:
         self.rssi = rng.randint(-85, -55)
         self._outbox: list[tuple[str, bytes, int]] = []
         self._failing = False
+        self._connack_timer: Timer | None = None
 
     # -- clock ------------------------------------------------------------------
 
@@ -157,10 +159,27 @@ class SimDevice:
                     c.connect(self.broker.host, self.broker.port, self.opts.keepalive)
             else:
                 c.reconnect()
+            self._connack_timer = self.loop.call_later(CONNACK_TIMEOUT_S, self._connack_check)
         except (OSError, ValueError) as e:
             self.stats.connect_failures += 1
             self._log_failure("device %s: cannot reach the broker (%s); retrying with backoff", e)
             self._schedule_reconnect()
+
+    def _connack_check(self) -> None:
+        """No CONNACK in time (a broker that does not speak this MQTT version, or hangs): drop and retry."""
+        self._connack_timer = None
+        c = self._client
+        if self.connected.is_set() or c is None or not self.want_online:
+            return
+        self.stats.connect_failures += 1
+        self._log_failure("device %s: no CONNACK within %ss (does the broker speak this MQTT version?)",
+                          CONNACK_TIMEOUT_S)
+        sock = c.socket()
+        if isinstance(sock, socket.socket):
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+            c.loop_read()
+        self._schedule_reconnect()
 
     def _log_failure(self, msg: str, why: object) -> None:
         """The first failure in a row at WARNING, repeats at DEBUG (a fleet must not flood the log)."""
@@ -180,6 +199,9 @@ class SimDevice:
             self._log_failure("device %s: the broker refused the connection: %s", rc)
             return
         self._failing = False
+        if self._connack_timer is not None:
+            self._connack_timer.cancel()
+            self._connack_timer = None
         self.stats.connects += 1
         self._backoff = RECONNECT_MIN_S
         self.connected.set()
@@ -235,7 +257,7 @@ class SimDevice:
 
     def stop(self) -> None:
         """Shut down the way firmware does on a planned power-off (clean)."""
-        for t in (self._hb_timer, self._retry, self._flap):
+        for t in (self._hb_timer, self._retry, self._flap, self._connack_timer):
             if t is not None:
                 t.cancel()
         self.go_offline(clean=True)

@@ -124,3 +124,26 @@ def test_device_with_its_own_password_connects_to_a_broker_that_requires_it(tmp_
             fleet.stop(timeout=2)
     finally:
         server.stop()
+
+
+def test_device_without_connack_gives_up_counts_it_and_retries(monkeypatch: pytest.MonkeyPatch) -> None:
+    import socket
+
+    import device_sim.device as device_mod
+    from device_sim import Fleet, FleetConfig
+
+    monkeypatch.setattr(device_mod, "CONNACK_TIMEOUT_S", 0.3)
+    monkeypatch.setattr(device_mod, "RECONNECT_MIN_S", 0.1)
+    with socket.socket() as silent:  # accepts TCP (backlog) and never answers MQTT
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(16)
+        port = silent.getsockname()[1]
+        fleet = Fleet(FleetConfig(devices=[DeviceSpec("c-silent", "camera")], broker_url=f"mqtt://127.0.0.1:{port}"))
+        fleet.start()
+        try:
+            deadline = time.monotonic() + 5
+            while fleet.stats.connect_failures < 2 and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert fleet.stats.connect_failures >= 2 and fleet.connected_count() == 0
+        finally:
+            fleet.stop(timeout=1)
