@@ -89,6 +89,13 @@ _UPSERT_DEVICE: Final = (
     "name=excluded.name, village=excluded.village, grp=excluded.grp, lat=excluded.lat, "
     "lon=excluded.lon, tags=excluded.tags, stream_url=excluded.stream_url, registered=excluded.registered"
 )
+_INSERT_NEW_DEVICE: Final = (
+    "INSERT INTO devices (id, kind, name, village, grp, lat, lon, tags, stream_url, registered) "
+    "VALUES (?,?,?,?,?,?,?,?,?,?) ON CONFLICT(id) DO NOTHING"
+)
+_SELECT_DEVICES: Final = (
+    "SELECT id, kind, name, village, grp, lat, lon, tags, stream_url, registered FROM devices"
+)
 _UPSERT_VILLAGE: Final = (
     "INSERT INTO villages (id, name, lat, lon, quiet_hours) VALUES (?,?,?,?,?) "
     "ON CONFLICT(id) DO UPDATE SET name=excluded.name, lat=excluded.lat, lon=excluded.lon, "
@@ -169,9 +176,7 @@ class Registry:
                 "SELECT id, name, lat, lon, quiet_hours FROM villages ORDER BY id")}
             groups = {r[0]: Group(r[0], r[2], r[1]) for r in db.execute(
                 "SELECT id, name, village FROM groups ORDER BY id")}
-            devices = {r[0]: _row_device(r) for r in db.execute(
-                "SELECT id, kind, name, village, grp, lat, lon, tags, stream_url, registered "
-                "FROM devices ORDER BY id")}
+            devices = {r[0]: _row_device(r) for r in db.execute(f"{_SELECT_DEVICES} ORDER BY id")}
             (self._data_version,) = db.execute("PRAGMA data_version").fetchone()
             self._snap = _Snapshot(self._snap.version + 1, villages, groups, devices)
         self._export_counts()
@@ -283,7 +288,8 @@ class Registry:
     def note_unregistered(self, device_id: str, kind: Kind) -> Device:
         """A device that publishes but is not registered: kept as `registered=False`, never dropped.
 
-        Idempotent; a known device (registered or not) costs one dictionary look-up.
+        Idempotent; a known device (registered or not) costs one dictionary look-up. Never
+        overwrites a row another process (the CLI, another ingest process) wrote meanwhile.
         """
         known = self._snap.devices.get(device_id)
         if known is not None:
@@ -295,8 +301,19 @@ class Registry:
             if known is not None:
                 return known
             device = Device(device_id, kind, device_id, registered=False)
-            self._write(lambda db: db.execute(_UPSERT_DEVICE, _device_row(device)))
-            self._commit_snapshot(devices={device_id: device})
+            stored: list[Device] = []
+
+            def work(db: sqlite3.Connection) -> None:
+                if db.execute(_INSERT_NEW_DEVICE, _device_row(device)).rowcount == 1:
+                    stored.append(device)
+                else:  # written elsewhere since our snapshot: keep theirs
+                    row = db.execute(f"{_SELECT_DEVICES} WHERE id = ?", (device_id,)).fetchone()
+                    stored.append(_row_device(row))
+
+            self._write(work)
+            self._commit_snapshot(devices={device_id: stored[0]})
+            if stored[0] is not device:
+                return stored[0]
         log.info("registry: device %s (%s) publishes but is not registered; kept as unregistered",
                  device_id, kind)
         return device

@@ -303,3 +303,12 @@ def test_metrics_count_registered_and_unregistered_devices(reg: Registry) -> Non
     assert (gauge("camera", "true"), gauge("camera", "false")) == (2, 0)
     reg.delete_device("spk-1")
     assert gauge("speaker", "true") == 1
+
+
+def test_noting_a_device_another_process_registered_keeps_its_registration(reg: Registry) -> None:
+    reg.import_township(TOWN)
+    other = Registry(reg.path)  # e.g. the CLI, before this registry has polled for changes
+    other.upsert_device(Device("cam-late", "camera", "新路口", "lijia"))
+    other.close()
+    dev = reg.note_unregistered("cam-late", "camera")
+    assert dev == Device("cam-late", "camera", "新路口", "lijia") and reg.get("cam-late") == dev
