@@ -97,6 +97,7 @@ class HealthUpdate:
     cleared: tuple[Condition, ...]
     night: bool
     change: float | None  # structural change from the reference, when there is one
+    frame_diff: float | None  # mean grey difference to the previous frame, when there is one
 
 
 @dataclass
@@ -142,12 +143,14 @@ class CameraHealth:
                     self.active.discard(cond)
                     cleared.append(cond)
         change = structural_change(m.signature, reference) if reference is not None else None
+        frame_diff = frame_difference(m.signature, self.previous) if self.previous is not None else None
         if not seen and Condition.MOVED not in self.active:
             self._learn(mode, m.signature, t)
         self.previous = m.signature
         return HealthUpdate(
             health=self.health, seen=seen, active=frozenset(self.active),
             raised=tuple(raised), cleared=tuple(cleared), night=night, change=change,
+            frame_diff=frame_diff,
         )
 
     def _learn(self, mode: str, sig: Signature, t: Thresholds) -> None:

@@ -210,7 +210,9 @@ class SnapshotService:
             "bytes": item.info.size, "width": item.info.width, "height": item.info.height,
         }
         if update.change is not None:
-            fields["change"] = round(update.change, 4)
+            fields["reference_diff"] = round(update.change, 4)
+        if update.frame_diff is not None:
+            fields["frame_diff"] = round(update.frame_diff, 3)
         trigger = item.msg.properties.get("trigger")
         if trigger in ("schedule", "motion", "command"):
             fields["trigger"] = trigger
