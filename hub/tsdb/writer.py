@@ -89,6 +89,7 @@ class DurableWriter:
         self._retry_at = 0.0  # clock.monotonic() before which the store is not tried
         self._spool_labels: set[str] = set()
         self._threads: list[threading.Thread] = []
+        self._running = False  # guarded by _cond: requests are queued only while True
         self._closed = False
         self._publish_spool_metrics()
 
@@ -99,6 +100,8 @@ class DurableWriter:
         if not self.spool.is_empty():
             n = sum(self.spool.pending_counts().values())
             self._set_state("spooling", f"{n} points from before the restart wait in the spool")
+        with self._cond:
+            self._running = True
         for name, target in (("tsdb-writer", self._run_writer), ("tsdb-replayer", self._run_replayer)):
             t = threading.Thread(target=target, name=name, daemon=True)
             t.start()
@@ -114,6 +117,8 @@ class DurableWriter:
         for t in self._threads:
             t.join(max(0.0, deadline - time.monotonic()))
         self._threads.clear()
+        with self._cond:
+            self._running = False  # from here on, callers write inline (and get False)
         self._flush_inline()  # anything queued after the writer thread left
         with self._deliver_lock:
             self._closed = True
@@ -126,6 +131,9 @@ class DurableWriter:
         if not lines:
             return
         with self._cond:
+            if self._closed:
+                self._count_dropped(lines, "the writer is stopped")
+                return
             if self._buffered + len(lines) > self.max_buffer_lines:
                 self._count_dropped(lines, "memory buffer full (store away and spool full)")
                 return
@@ -136,12 +144,14 @@ class DurableWriter:
     def write_durable(self, lines: list[str], timeout: float | None = None) -> bool:
         """Return once `lines` are in the store or fsynced in the spool (True), or after
         `timeout` (False: they stay queued). Never raises for store errors."""
-        if not self._threads:
-            return self._deliver_now(lines)
         req = _Request(list(lines), threading.Event())
         with self._cond:
-            self._enqueue(req)
-            self._cond.notify()
+            running = self._running
+            if running:
+                self._enqueue(req)
+                self._cond.notify()
+        if not running:  # not started yet, or stopped: one inline delivery
+            return self._deliver_now(lines)
         assert req.done is not None
         return req.done.wait(timeout) and req.ok
 

@@ -322,3 +322,19 @@ def test_backoff_honours_retry_after_and_grows_without_it() -> None:
     assert [next_delay(k, None, 0.5, 30, rand=lambda: 1.0) for k in range(8)] == [
         0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 30.0, 30.0]
     assert next_delay(3, None, 0.5, 30, rand=lambda: 0.0) == 2.0
+
+
+def test_lines_submitted_before_start_are_written_and_writes_after_stop_are_refused(
+    tmp_path: Path,
+) -> None:
+    store = SqliteStore(tmp_path / "ts.sqlite3")
+    writer = DurableWriter(store, tmp_path / "spool")
+    writer.submit([heartbeat("cam-1", 0)])
+    writer.start()
+    assert writer.flush(5)
+    writer.stop(5)
+    dropped_before = metric("vh_points_dropped_total", measurement="heartbeat")
+    assert writer.write_durable([heartbeat("cam-1", 1)]) is False
+    writer.submit([heartbeat("cam-1", 2)])
+    assert [p.fields["seq"] for p in store.read_points("heartbeat")] == [0]
+    assert metric("vh_points_dropped_total", measurement="heartbeat") == dropped_before + 2
