@@ -22,7 +22,8 @@ const queue = [];
 let inflight = 0;
 let tiles = [];
 
-/** Pages to show: one or more per village (each at most PAGE_SIZE cameras), or the filtered village's. */
+/** Pages to show: whole villages packed in order, each page at most `pageSize` cameras; a village
+ * with more cameras than that gets pages of its own. Each page lists the villages it shows. */
 export function buildPages(cameras, villageFilter, pageSize = PAGE_SIZE) {
   const byVillage = new Map();
   for (const c of cameras) {
@@ -32,9 +33,18 @@ export function buildPages(cameras, villageFilter, pageSize = PAGE_SIZE) {
     byVillage.get(key).push(c);
   }
   const pages = [];
+  let current = null;
   for (const key of [...byVillage.keys()].sort()) {
     const list = byVillage.get(key).sort((a, b) => a.id.localeCompare(b.id));
-    for (let i = 0; i < list.length; i += pageSize) pages.push({ village: key, cameras: list.slice(i, i + pageSize) });
+    if (current && current.cameras.length + list.length <= pageSize) {
+      current.villages.push(key);
+      current.cameras.push(...list);
+      continue;
+    }
+    for (let i = 0; i < list.length; i += pageSize) {
+      current = { villages: [key], cameras: list.slice(i, i + pageSize) };
+      pages.push(current);
+    }
   }
   return pages;
 }
@@ -104,11 +114,11 @@ function render() {
     if (!th || th.want) wantThumb(d.id);
   });
   const grid = document.getElementById("camera-grid");
-  grid.dataset.village = page?.village ?? "";
+  grid.dataset.village = page?.villages.join(",") ?? "";
   layoutGrid(grid, list.length);
   const label = document.getElementById("cam-page");
-  pausedForAlarm = Boolean(tourOn && page && alarms.get(page.village));
-  label.textContent = ps.length ? `${villageName(page.village)} · ${t("page", { p: pageIndex + 1, n: ps.length })}` : t("no_cameras");
+  pausedForAlarm = Boolean(tourOn && page && page.villages.some((v) => alarms.get(v)));
+  label.textContent = ps.length ? `${page.villages.map(villageName).join("、")} · ${t("page", { p: pageIndex + 1, n: ps.length })}` : t("no_cameras");
   const tourBtn = document.getElementById("cam-tour");
   tourBtn.textContent = !tourOn ? t("tour_off") : pausedForAlarm ? t("tour_paused") : t("tour_on");
   tourBtn.setAttribute("aria-pressed", String(tourOn));
@@ -195,7 +205,7 @@ export function onSnapshot(data) {
 /** A new alarm: the tour jumps to its village. */
 export function onAlarm(alert) {
   if (!tourOn || !alert.village || filter) return;
-  const idx = pages().findIndex((p) => p.village === alert.village);
+  const idx = pages().findIndex((p) => p.villages.includes(alert.village));
   if (idx >= 0) { pageIndex = idx; markDirty("cameras"); }
 }
 

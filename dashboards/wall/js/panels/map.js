@@ -21,6 +21,17 @@ export function villageHealth(cam, spk, alarms) {
   return "ok";
 }
 
+/** Label to the right unless another village sits there; then above (pure over coordinates). */
+export function placeLabels(data, lons, lats) {
+  const spanLon = Math.max(1e-6, Math.max(...lons) - Math.min(...lons));
+  const spanLat = Math.max(1e-6, Math.max(...lats) - Math.min(...lats));
+  for (const d of data) {
+    const crowded = data.some((o) => o !== d && o.value[0] > d.value[0]
+      && (o.value[0] - d.value[0]) / spanLon < 0.3 && Math.abs(o.value[1] - d.value[1]) / spanLat < 0.06);
+    d.label = { position: crowded ? "top" : "right" };
+  }
+}
+
 export function onVillageClick(fn) { clickHandler = fn; }
 export function setPicking(on) { picking = on; document.getElementById("map-hint").textContent = on ? t("map_pick") : ""; render(); }
 
@@ -49,6 +60,7 @@ function render() {
     };
   });
   const lons = data.map((d) => d.value[0]), lats = data.map((d) => d.value[1]);
+  placeLabels(data, lons, lats);
   const pad = (a) => Math.max(0.005, (Math.max(...a) - Math.min(...a)) * 0.12);
   const series = {
     type: "scatter", data, coordinateSystem: hasBoundary ? "geo" : "cartesian2d",

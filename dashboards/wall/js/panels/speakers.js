@@ -64,13 +64,14 @@ function renderTimeline() {
   let html = "";
   for (let h = 0; h <= 24; h += 6) html += `<span class="tick" style="left:${(h / 24) * 100}%">${String(h).padStart(2, "0")}:00</span>`;
   const items = [...state.calendar];
+  const dayEnd = state.calendarFrom + 86400;
   for (const b of state.overview?.broadcasts?.next || []) {
     const id = b.id ?? b.broadcast_id;
-    if (b.at && !items.some((o) => (o.broadcast_id ?? o.id) === id && occurrenceTs(o) === b.at)) items.push(b);
+    if (b.at && b.at < dayEnd && !items.some((o) => (o.broadcast_id ?? o.id) === id && occurrenceTs(o) === b.at)) items.push(b);
   }
   for (const o of items) {
     const ts = occurrenceTs(o);
-    if (ts === null || now - ts > 86400) continue;
+    if (ts === null || ts < state.calendarFrom || ts >= dayEnd) continue;
     const left = (localSecondsOfDay(ts) / 86400) * 100;
     const cls = `${ts < now ? "done" : ""} ${(o.priority ?? 0) >= EMERGENCY ? "emergency" : ""}`;
     html += `<span class="mark ${cls}" style="left:${left}%" title="${esc(fmtHM(ts))} ${esc(o.title ?? "")}"></span>`;
