@@ -12,7 +12,8 @@
 # For development and tests only: a production broker gets its certificate from
 # the township's own CA or ACME. Existing files are kept unless FORCE=1; the
 # CA key never leaves OUT_DIR and is created 0600.
-# Environment: DAYS (default 825), KEY_BITS (default 2048), FORCE=1 to overwrite.
+# Environment: DAYS (default 825), KEY_BITS (default 2048), FORCE=1 to overwrite,
+# KEY_GROUP (default mosquitto) given read access to server.key.
 set -euo pipefail
 
 out="${1:-./certs}"
@@ -70,11 +71,15 @@ openssl x509 -req -in "$out/server.csr" -CA "$out/ca.crt" -CAkey "$out/ca.key" \
 rm -f "$out/server.csr" "$out/ca.srl"
 
 # Mosquitto drops root to the `mosquitto` user before it reads the key: let that
-# group read it when the group exists (the CA key stays owner-only).
+# group read it (the CA key stays owner-only). KEY_GROUP: a group name or a numeric
+# gid, e.g. KEY_GROUP=1883 for the eclipse-mosquitto Docker image.
+key_group="${KEY_GROUP:-mosquitto}"
 chmod 0644 "$out/ca.crt" "$out/server.crt"
 chmod 0640 "$out/server.key"
-if [ "$(id -u)" = "0" ] && getent group mosquitto >/dev/null; then
-  chgrp mosquitto "$out/server.key"
+if [ "$(id -u)" = "0" ]; then
+  if [[ "$key_group" =~ ^[0-9]+$ ]] || getent group "$key_group" >/dev/null; then
+    chgrp "$key_group" "$out/server.key"
+  fi
 fi
 
 echo "CA:          $out/ca.crt"

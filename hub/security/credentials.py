@@ -206,8 +206,8 @@ class CredentialStore:
     ) -> tuple[int, int]:
         """Write the password file and the ACL atomically; return (active users, hub users).
 
-        Files are 0640; when `group` exists (and we may) they are given to it, so
-        the `mosquitto` user can read them after it drops root.
+        Files are 0640; when `group` exists (a name, or a numeric gid) and we may,
+        they are given to it, so the `mosquitto` user can read them after it drops root.
         """
         entries = self.active_entries()
         hubs = self.hub_users()
@@ -239,8 +239,11 @@ def atomic_write(path: Path, text: str, *, mode: int, group: str | None = None) 
 
 
 def _group_id(group: str | None) -> int | None:
+    """A group name, or a numeric gid (e.g. 1883, the `mosquitto` group inside the eclipse-mosquitto image)."""
     if not group:
         return None
+    if group.isdigit():
+        return int(group)
     try:
         return grp.getgrnam(group).gr_gid
     except KeyError:

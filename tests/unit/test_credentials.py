@@ -394,3 +394,11 @@ def test_the_registry_refuses_the_same_invalid_ids(bad: str, tmp_path: Path) -> 
 
     with Registry(tmp_path / "registry.db") as registry, pytest.raises(RegistryError):
         registry.upsert_device(Device(bad, "camera", "x"))
+
+
+def test_files_can_be_given_to_a_numeric_group(store: CredentialStore, tmp_path: Path) -> None:
+    if os.geteuid() != 0:
+        pytest.skip("changing a file's group to an arbitrary gid needs root")
+    store.issue("cam-001")
+    store.write_files(tmp_path / "passwd", tmp_path / "acl", group="1883")  # eclipse-mosquitto's gid
+    assert os.stat(tmp_path / "passwd").st_gid == 1883
