@@ -12,7 +12,9 @@ from pathlib import Path
 import pytest
 
 from hub import metrics
+from hub.clock import ManualClock
 from hub.messages import Point
+from hub.tsdb.base import TransientStoreError
 from hub.tsdb.influx_v1 import InfluxV1Store
 from hub.tsdb.lineprotocol import encode_point
 from hub.tsdb.sqlite_store import SqliteStore
@@ -338,3 +340,37 @@ def test_lines_submitted_before_start_are_written_and_writes_after_stop_are_refu
     writer.submit([heartbeat("cam-1", 2)])
     assert [p.fields["seq"] for p in store.read_points("heartbeat")] == [0]
     assert metric("vh_points_dropped_total", measurement="heartbeat") == dropped_before + 2
+
+
+class FlakyStore(SqliteStore):
+    """A real SQLite store that answers 503 with Retry-After while `down` is set."""
+
+    def __init__(self, path: Path, retry_after: float | None) -> None:
+        super().__init__(path)
+        self.down = True
+        self.retry_after = retry_after
+        self.attempts = 0
+
+    def write_lines(self, lines: list[str]) -> None:
+        self.attempts += 1
+        if self.down:
+            raise TransientStoreError("InfluxDB answered 503: busy", self.retry_after)
+        super().write_lines(lines)
+
+
+def test_retry_after_is_measured_on_the_injected_clock(tmp_path: Path, writers: list[DurableWriter]) -> None:
+    clock = ManualClock()
+    store = FlakyStore(tmp_path / "ts.sqlite3", retry_after=60)
+    writer = DurableWriter(store, tmp_path / "spool", clock=clock)
+    writers.append(writer)
+    writer.start()
+    assert writer.write_durable([heartbeat("cam-1", 0)])
+    assert store.attempts == 1
+    store.down = False
+    clock.advance(59)
+    time.sleep(0.4)
+    assert store.attempts == 1  # 59 s on the hub's clock: still waiting as asked
+    clock.advance(2)
+    wait_for(lambda: writer.spool.is_empty(), 5)
+    assert store.attempts == 2
+    assert [p.fields["seq"] for p in store.read_points("heartbeat")] == [0]
