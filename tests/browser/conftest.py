@@ -40,7 +40,7 @@ def villagehub(*args: str) -> list[str]:
     return [sys.executable, "-m", "hub", *args]
 
 
-def _skip_without_browser() -> None:
+def skip_without_browser() -> None:
     try:
         import playwright.sync_api  # noqa: F401
     except ImportError:
@@ -122,7 +122,7 @@ def _token(env: dict[str, str], cwd: Path, role: str) -> str:
 def hub(mosquitto: MosquittoServer, influxdb: InfluxServer,
         tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningHub]:
     """`villagehub serve` with the sample township registered and simulated, all devices online."""
-    _skip_without_browser()
+    skip_without_browser()
     data = tmp_path_factory.mktemp("hub")
     port = free_port()
     env = {**os.environ, "VH_MQTT_URL": mosquitto.url, "VH_INFLUX_URL": influxdb.url,

@@ -1,5 +1,5 @@
 // zh-CN by default; English toggle. Static text carries data-i18n="key"; dynamic text calls t().
-const DICT = {
+export const DICT = {
   zh: {
     slogan: "一屏知全域 · 一网管全局", hub: "中枢", broker: "消息", store: "存储", live: "实时",
     operator_panel: "调度台", login: "登录", logout: "退出", lang_toggle: "EN",
