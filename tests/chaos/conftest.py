@@ -119,7 +119,7 @@ class SeqPublisher:
         self.devices = devices
         self.client = paho.Client(CallbackAPIVersion.VERSION2, client_id=client_id,
                                   protocol=paho.MQTTv311, clean_session=False)
-        self.client.reconnect_delay_set(0.05, 0.5)
+        self.client.reconnect_delay_set(1, 2)
         self.client.max_inflight_messages_set(200)
         self._mids: dict[int, tuple[str, int]] = {}
         self._acked_mids: set[int] = set()
