@@ -33,6 +33,9 @@ class Ingest:
     def __init__(self, services: Services) -> None:
         self.s = services
         self.rejections = RejectionLog()
+        # In the hub process heartbeats update the live state at once; an ingest worker
+        # process replaces this with a sink that forwards them to the hub process.
+        self.heartbeat_sink: Callable[[Heartbeat, list[str], dict[str, str]], None] = self.apply_heartbeat
         self.handlers: dict[str, Handler] = {
             "heartbeat": self.on_heartbeat,
             "status": self.on_status,
@@ -77,21 +80,23 @@ class Ingest:
             self.rejections.reject_field(fr.field, fr.reason, msg.device_id)
         if result.clock_skew_s is not None:
             metrics.clock_skew.labels(kind="heartbeat").inc()
-        outcome = self.s.live.on_heartbeat(result)
+        tags = self.tags(msg.device_id, result.kind)
+        fields = heartbeat_point_fields(result) or {"empty": True}
+        lines.append(encode_point(Point("heartbeat", tags, fields, result.time)))
+        metrics.messages_accepted.labels(kind="heartbeat").inc()
+        self.heartbeat_sink(result, lines, tags)
+
+    def apply_heartbeat(self, hb: Heartbeat, lines: list[str], tags: dict[str, str] | None = None) -> None:
+        """The live-state side of a heartbeat: seq gaps, presence, the speaker's state."""
+        outcome = self.s.live.on_heartbeat(hb)
         if outcome.lost:
             metrics.heartbeats_lost.inc(outcome.lost)
-        tags = self.tags(msg.device_id, result.kind)
-        fields = heartbeat_point_fields(result)
-        if not fields:
-            fields = {"seq": -1} if result.seq is None else fields
-        lines.append(encode_point(Point("heartbeat", tags, fields, result.time)))
         if outcome.transition:
             self.on_transition(outcome.transition, lines, tags)
-        if self.s.broadcasts is not None and result.kind == "speaker":
+        if self.s.broadcasts is not None and hb.kind == "speaker":
             self.s.broadcasts.on_speaker_heartbeat(
-                msg.device_id, result.fields.get("state"), result.fields.get("playing"), msg.received_at
+                hb.device_id, hb.fields.get("state"), hb.fields.get("playing"), hb.received_at
             )
-        metrics.messages_accepted.labels(kind="heartbeat").inc()
 
     # --- status / presence -------------------------------------------------------------
     def on_status(self, msg: InboundMessage, lines: list[str]) -> None:
@@ -187,7 +192,9 @@ _EVENT_LABELS = {"tamper": "防拆报警", "fault": "设备故障", "power_loss"
 
 
 class IngestWorker:
-    """One thread: drain the inbox in batches, handle, make durable, then acknowledge."""
+    """Two threads: one drains the inbox in batches and handles them; the other makes each
+    batch durable and only then acknowledges its QoS 1 messages (in the order received), so
+    parsing the next batch overlaps with writing this one."""
 
     def __init__(
         self,
@@ -195,26 +202,34 @@ class IngestWorker:
         inbox: queue.Queue[InboundMessage],
         ack: Callable[[int, int], None],
         *,
+        durable: Callable[[list[str]], object] | None = None,
         batch_size: int = 5000,
         flush_s: float = 0.2,
         name: str = "ingest",
+        after_commit: Callable[[list[InboundMessage]], None] | None = None,
     ) -> None:
         self.ingest = ingest
         self.inbox = inbox
         self.ack = ack
+        self.durable = durable or ingest.s.writer.write_durable
         self.batch_size = batch_size
         self.flush_s = flush_s
+        self.after_commit = after_commit
         self._stop = threading.Event()
+        self._commits: queue.Queue[tuple[list[InboundMessage], list[str]] | None] = queue.Queue(maxsize=2)
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self._committer = threading.Thread(target=self._commit_loop, name=name + "-commit", daemon=True)
         self.batches = 0
 
     def start(self) -> None:
         self._thread.start()
+        self._committer.start()
 
     def stop(self, timeout: float = 10.0) -> None:
         """Finish what is queued (bounded by `timeout`), then stop."""
         self._stop.set()
         self._thread.join(timeout)
+        self._committer.join(timeout)
 
     def _drain(self) -> list[InboundMessage]:
         try:
@@ -222,12 +237,13 @@ class IngestWorker:
         except queue.Empty:
             return []
         batch = [first]
-        deadline = self.ingest.s.clock.monotonic() + self.flush_s
+        clock = self.ingest.s.clock
+        deadline = clock.monotonic() + self.flush_s
         while len(batch) < self.batch_size:
             try:
                 batch.append(self.inbox.get_nowait())
             except queue.Empty:
-                if self.ingest.s.clock.monotonic() >= deadline or self._stop.is_set():
+                if clock.monotonic() >= deadline or self._stop.is_set():
                     break
                 try:
                     batch.append(self.inbox.get(timeout=0.01))
@@ -236,27 +252,44 @@ class IngestWorker:
         return batch
 
     def _run(self) -> None:
-        while True:
-            batch = self._drain()
-            if not batch:
-                if self._stop.is_set():
-                    return
-                continue
-            self.process(batch)
+        try:
+            while True:
+                batch = self._drain()
+                if not batch:
+                    if self._stop.is_set():
+                        return
+                    continue
+                self._commits.put((batch, self.handle(batch)))
+        finally:
+            self._commits.put(None)
 
-    def process(self, batch: list[InboundMessage]) -> None:
+    def handle(self, batch: list[InboundMessage]) -> list[str]:
         lines: list[str] = []
         for msg in batch:
             self.ingest.handle(msg, lines)
+        return lines
+
+    def _commit_loop(self) -> None:
+        while True:
+            item = self._commits.get()
+            if item is None:
+                return
+            self.commit(*item)
+
+    def commit(self, batch: list[InboundMessage], lines: list[str]) -> None:
         if lines:
-            self.ingest.s.writer.write_durable(lines)
+            self.durable(lines)
         for msg in batch:
             if msg.qos > 0:
                 try:
                     self.ack(msg.mid, msg.qos)
                 except Exception:  # the client may be reconnecting; the broker redelivers
                     log.debug("ack of mid %s failed", msg.mid, exc_info=True)
+        if self.after_commit is not None:
+            self.after_commit(batch)
         metrics.ingest_queue_depth.set(self.inbox.qsize())
         self.batches += 1
 
-
+    def process(self, batch: list[InboundMessage]) -> None:
+        """Handle and commit one batch in the caller's thread (tests, tools)."""
+        self.commit(batch, self.handle(batch))
