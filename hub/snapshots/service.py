@@ -133,6 +133,13 @@ class SnapshotService:
 
     def offer(self, msg: InboundMessage) -> None:
         """Cheap checks, then the camera's latest-wins slot. Never blocks, never raises."""
+        try:
+            self._offer(msg)
+        except Exception:  # a bug must not stop ingestion: count it, log it, go on
+            log.exception("snapshot from %s: could not be taken in", msg.device_id)
+            self._reject(msg.device_id, ANALYSIS_ERROR, "see the traceback above", None)
+
+    def _offer(self, msg: InboundMessage) -> None:
         metrics.snapshots_received.inc()
         checked = inspect_jpeg(msg.payload, max_bytes=self.config.max_bytes, max_pixels=self.config.max_pixels)
         cmd_id = msg.properties.get("cmd_id")

@@ -231,3 +231,22 @@ def test_overrides_apply_to_one_camera(svc: SnapshotService) -> None:
     assert svc.thresholds_for("cam8").dark_brightness == Thresholds().dark_brightness
     with pytest.raises(ValueError, match="unknown"):
         svc.set_thresholds("cam7", {"darkness": 5})
+
+
+@pytest.mark.slow
+def test_process_workers_give_the_same_result_as_threads(tmp_path: Path, clock: ManualClock, rec: Recorder) -> None:
+    s = make(tmp_path, clock, rec, executor="process")
+    s.start()
+    try:
+        s.offer(msg("cam1", jpeg("dark"), clock))
+        assert s.wait_idle(60)
+    finally:
+        s.stop()
+    assert rec.points[0].fields["brightness"] < 30 and s.storage.thumbnail("cam1")
+
+
+def test_offer_never_raises(svc: SnapshotService, clock: ManualClock) -> None:
+    bad = InboundMessage("t", "cam1", "snapshot", jpeg(), 1, False, 0, clock.now(), None)  # type: ignore[arg-type]
+    before = counter("vh_snapshots_rejected_total", reason="analysis_error")
+    svc.offer(bad)
+    assert counter("vh_snapshots_rejected_total", reason="analysis_error") - before == 1
