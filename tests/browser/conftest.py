@@ -113,9 +113,6 @@ def _run(argv: list[str], env: dict[str, str], cwd: Path) -> str:
     return out.stdout
 
 
-def _token(env: dict[str, str], cwd: Path, role: str) -> str:
-    out = _run(villagehub("token", "create", "--role", role, "--name", f"browser-{role}"), env, cwd)
-    return out.strip().splitlines()[-1].strip()
 
 
 @pytest.fixture(scope="module")
@@ -131,9 +128,11 @@ def hub(mosquitto: MosquittoServer, influxdb: InfluxServer,
            "PYTHONPATH": str(REPO)}
     _run(villagehub("registry", "import", str(TOWNSHIP)), env, data)
     running = RunningHub(f"http://127.0.0.1:{port}", port, env, data,
-                         EnvProcess(["true"], data, "unused.log"), ADMIN_TOKEN,
-                         _token(env, data, "operator"), _token(env, data, "viewer"), mosquitto.port)
+                         EnvProcess(["true"], data, "unused.log"), ADMIN_TOKEN, "", "", mosquitto.port)
     running.start()
+    for role in ("operator", "viewer"):
+        made = running.send("POST", "/api/v1/tokens", {"name": f"browser-{role}", "role": role})
+        setattr(running, f"{role}_token", made["token"])
     sim = EnvProcess(villagehub(
         "sim", "--township", str(TOWNSHIP), "--broker", mosquitto.url,
         "--heartbeat-interval", str(HEARTBEAT_S), "--snapshot-interval", str(SNAPSHOT_S),
@@ -156,14 +155,21 @@ def hub(mosquitto: MosquittoServer, influxdb: InfluxServer,
         running.process.stop()
 
 
-@pytest.fixture(scope="module")
-def browser(hub: RunningHub) -> Iterator[Any]:
+@pytest.fixture(scope="session")
+def chromium() -> Iterator[Any]:
+    """Debian's Chromium, one for the whole run."""
+    skip_without_browser()
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
         b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         yield b
         b.close()
+
+
+@pytest.fixture(scope="module")
+def browser(hub: RunningHub, chromium: Any) -> Any:
+    return chromium
 
 
 @pytest.fixture

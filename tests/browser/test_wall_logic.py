@@ -13,7 +13,7 @@ import uvicorn
 from fastapi import FastAPI
 
 from hub.api.routes.wallscreen import build_router
-from tests.browser.conftest import CHROMIUM, CHROMIUM_ARGS, REPO, skip_without_browser
+from tests.browser.conftest import REPO, skip_without_browser
 from tests.servers import free_port, wait_port
 
 pytestmark = [pytest.mark.browser, pytest.mark.unit]
@@ -35,27 +35,23 @@ def static_url() -> Iterator[str]:
 
 
 @pytest.fixture(scope="module")
-def js(static_url: str) -> Iterator[Any]:
+def js(static_url: str, chromium: Any) -> Iterator[Any]:
     """evaluate(expr) with the modules imported as `m.<file>` (e.g. m.rrule.buildBroadcast)."""
-    from playwright.sync_api import sync_playwright
+    page = chromium.new_page()
+    page.goto(static_url + "/wall/wall.css")
+    page.evaluate("""async () => {
+        window.m = {};
+        for (const name of ['rrule', 'state', 'i18n', 'panels/cameras', 'panels/map', 'panels/alarms',
+                            'panels/speakers']) {
+            window.m[name.replace('panels/', '')] = await import(`/wall/js/${name}.js`);
+        }
+    }""")
 
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        page = browser.new_page()
-        page.goto(static_url + "/wall/wall.css")
-        page.evaluate("""async () => {
-            window.m = {};
-            for (const name of ['rrule', 'state', 'i18n', 'panels/cameras', 'panels/map', 'panels/alarms',
-                                'panels/speakers']) {
-                window.m[name.replace('panels/', '')] = await import(`/wall/js/${name}.js`);
-            }
-        }""")
+    def evaluate(expr: str, arg: Any = None) -> Any:
+        return page.evaluate(f"(arg) => {{ const m = window.m; return ({expr}); }}", arg)
 
-        def evaluate(expr: str, arg: Any = None) -> Any:
-            return page.evaluate(f"(arg) => {{ const m = window.m; return ({expr}); }}", arg)
-
-        yield evaluate
-        browser.close()
+    yield evaluate
+    page.close()
 
 
 def cams(spec: dict[str, int]) -> list[dict[str, Any]]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import time
 from typing import Any
@@ -162,6 +163,67 @@ def test_a_burst_of_500_presence_changes_renders_in_one_frame(page: Any, hub: Ru
     assert took < 250, f"500 presence events took {took:.0f} ms to render"
 
 
+def publish_event(hub: RunningHub, device: str, type_: str) -> None:
+    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"browser-test-ev-{device}")
+    client.connect("127.0.0.1", hub.mqtt_port)
+    client.loop_start()
+    try:
+        body = json.dumps({"type": type_, "ts": time.time(), "detail": {}})
+        client.publish(f"vhub/v1/dev/{device}/event", body, qos=1).wait_for_publish(5)
+    finally:
+        client.loop_stop()
+        client.disconnect()
+
+
+def test_new_alarm_appears_live_and_an_operator_acknowledges_it(page: Any, hub: RunningHub) -> None:
+    cam = first_camera_of_a_village(hub)
+    open_wall(page, hub, token=hub.operator_token)
+    open_before = kpi(page, "kpi-alarms")[0]
+    publish_event(hub, cam["id"], "tamper")
+    row = page.locator("#alarm-feed li", has_text=cam["id"])
+    row.wait_for(timeout=3000)
+    assert row.locator(".sev.critical").count() == 1
+    assert kpi(page, "kpi-alarms")[0] == open_before + 1
+    # the camera tour jumps to the village of the new alarm and waits there
+    page.wait_for_function("v => document.querySelector('#camera-grid').dataset.village.split(',').includes(v)",
+                           arg=cam["village"], timeout=3000)
+    assert page.inner_text("#cam-tour") == "告警暂停"
+    assert page.locator(f'#camera-grid .tile.alarm[data-device="{cam["id"]}"]').count() == 1
+    row.locator("button[data-ack]").click()
+    page.wait_for_function("id => [...document.querySelectorAll('#alarm-feed li.acked')]"
+                           ".some(li => li.textContent.includes(id))", arg=cam["id"], timeout=3000)
+    acked = [a for a in hub.get("/api/v1/alerts?state=open")["items"] if a["device_id"] == cam["id"]]
+    assert acked and acked[0]["acked_by"] == "browser-operator"
+
+
+def test_emergency_broadcast_needs_a_confirmation_step(page: Any, hub: RunningHub) -> None:
+    open_wall(page, hub, token=hub.admin_token)
+    page.click("#btn-operator")
+    village = sorted(hub.get("/api/v1/overview")["villages"], key=lambda v: v["id"])[0]
+    before = len(hub.get("/api/v1/broadcasts")["items"])
+    page.fill("#bc-form [name=title]", "紧急疏散演练")
+    page.fill("#bc-form [name=text]", "请立即撤离到安全地带。")
+    page.check(f'#target-tree input[name=village][value="{village["id"]}"]')
+    page.click("#bc-emergency")
+    page.wait_for_selector("#confirm-modal:not(.hidden)")
+    assert "紧急疏散演练" in page.inner_text("#confirm-text")
+    assert village["name"] in page.inner_text("#confirm-text")
+    page.click("#confirm-modal [data-close]")  # 取消: nothing is sent
+    assert page.is_hidden("#confirm-modal")
+    time.sleep(0.5)
+    assert len(hub.get("/api/v1/broadcasts")["items"]) == before
+    page.click("#bc-emergency")
+    page.click("#confirm-go")
+    page.wait_for_function("() => document.querySelector('#bc-ok').textContent.length > 0", timeout=5000)
+    bid = page.inner_text("#bc-ok").split()[-1]
+    created = hub.get(f"/api/v1/broadcasts/{bid}")
+    assert created["priority"] == 9 and created["title"] == "紧急疏散演练"
+    page.wait_for_selector(f'#now-playing li[data-broadcast="{bid}"] .prio.emergency', timeout=10000)
+    actions = [e.get("action") for e in hub.get("/api/v1/audit")["items"]]
+    assert "ui.emergency.abort" in actions and "ui.emergency.confirm" in actions, actions
+
+
+@pytest.mark.slow
 def test_lost_link_shows_a_banner_and_recovers(page: Any, hub: RunningHub) -> None:
     open_wall(page, hub)
     assert not page.is_visible("#link-banner")

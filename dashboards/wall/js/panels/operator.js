@@ -119,6 +119,11 @@ function targetsText(body) {
   return [...names, ...body.targets.groups].join("、");
 }
 
+/** The hub keeps an audit log of operator actions; the wall screen adds its confirmation steps. */
+function audit(action, target, detail = "") {
+  api("/audit", { method: "POST", body: { action, target: String(target).slice(0, 128), detail: String(detail).slice(0, 2000) } }).catch(() => {});
+}
+
 function askEmergency() {
   const form = document.getElementById("bc-form");
   if (!form.reportValidity()) return;
@@ -180,11 +185,15 @@ export function initOperator({ afterLogin, refresh }) {
   document.getElementById("bc-emergency").addEventListener("click", askEmergency);
   document.getElementById("confirm-go").addEventListener("click", () => {
     document.getElementById("confirm-modal").classList.add("hidden");
-    if (pendingEmergency) send(pendingEmergency);
+    if (pendingEmergency) { audit("emergency.confirm", pendingEmergency.title, targetsText(pendingEmergency)); send(pendingEmergency); }
     pendingEmergency = null;
   });
   document.getElementById("confirm-modal").addEventListener("click", (e) => {
-    if (e.target.hasAttribute("data-close") || e.target.id === "confirm-modal") { pendingEmergency = null; document.getElementById("confirm-modal").classList.add("hidden"); }
+    if (e.target.hasAttribute("data-close") || e.target.id === "confirm-modal") {
+      if (pendingEmergency) audit("emergency.abort", pendingEmergency.title, targetsText(pendingEmergency));
+      pendingEmergency = null;
+      document.getElementById("confirm-modal").classList.add("hidden");
+    }
   });
   document.getElementById("bc-list").addEventListener("click", async (e) => {
     const id = e.target.dataset?.cancel;
