@@ -8,6 +8,8 @@ field value `\\"` → `"` and `\\\\` → `\\`.
 
 from __future__ import annotations
 
+import re
+
 from hub.messages import Point
 
 
@@ -102,8 +104,55 @@ def parse_line(line: str, default_time: float | None = None) -> Point:
     return parse_line_ns(line, default_time)[0]
 
 
+_FAST_FIELD = re.compile(r'([^=,"\s]+)=("[^"]*"|[^,"\s]+)(,|\Z)')
+_FAST_TIME = re.compile(r"-?[0-9]{1,19}")
+
+
+def _parse_fast(line: str) -> tuple[Point, int] | None:
+    """The common case — no backslash anywhere — with regexes; None means "use the full parser"."""
+    if "\\" in line:
+        return None
+    head_end = line.find(" ")
+    if head_end <= 0:
+        return None
+    parts = line[:head_end].split(",")
+    tags: dict[str, str] = {}
+    for part in parts[1:]:
+        key, eq, value = part.partition("=")
+        if not eq or not key or not value or "=" in value or '"' in key:
+            return None
+        tags[key] = value
+    rest = line[head_end + 1 :]
+    sp = rest.rfind(" ")
+    if sp < 0 or rest.rfind('"') > sp or not _FAST_TIME.fullmatch(rest, sp + 1):
+        return None
+    text, ns = rest[:sp], int(rest[sp + 1 :])
+    fields: dict[str, object] = {}
+    pos, n = 0, len(text)
+    while pos < n:
+        m = _FAST_FIELD.match(text, pos)
+        if m is None or (m.group(3) == "" and m.end() != n):
+            return None
+        raw = m.group(2)
+        try:
+            fields[m.group(1)] = raw[1:-1] if raw[0] == '"' else _scalar(raw)
+        except LineParseError:
+            return None
+        pos = m.end()
+    if not fields or text.endswith(",") or not parts[0] or not -(2**63) <= ns < 2**63:
+        return None
+    return Point(measurement=parts[0], tags=tags, fields=fields, time=ns / 1e9), ns
+
+
 def parse_line_ns(line: str, default_time: float | None = None) -> tuple[Point, int]:
     """Parse one line; also return its exact time in integer nanoseconds."""
+    fast = _parse_fast(line)
+    if fast is not None:
+        return fast
+    return _parse_full(line, default_time)
+
+
+def _parse_full(line: str, default_time: float | None) -> tuple[Point, int]:
     n = len(line)
     measurement, i = _read_name(line, 0, ", ")
     if not measurement:

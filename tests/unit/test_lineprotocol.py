@@ -159,3 +159,51 @@ def test_parse_understands_influx_boolean_and_unsigned_spellings() -> None:
     p = parse_line("m a=t,b=FALSE,c=5u,d=-1.5e3 10")
     assert p.fields == {"a": True, "b": False, "c": 5, "d": -1500.0}
     assert p.time == 10 / 1e9
+
+
+_odd = st.text(alphabet=st.sampled_from('mxy,= "\\\nt1i.-5\xa0门'), min_size=0, max_size=4)
+_piece = st.one_of(st.text(alphabet=st.sampled_from("mxyt门"), min_size=1, max_size=3), _odd)
+_value = st.one_of(
+    _piece, st.sampled_from(["1i", "-2i", "1.5", "t", "false", "3u", "1e3"]),
+    _odd.map(lambda s: f'"{s}"'),
+)
+_near_lines = st.builds(
+    lambda m, tags, fields, ts: m + "".join(f",{k}={v}" for k, v in tags) + " "
+    + ",".join(f"{k}={v}" for k, v in fields) + ts,
+    _piece, st.lists(st.tuples(_piece, _piece), max_size=2),
+    st.lists(st.tuples(_piece, _value), min_size=1, max_size=3),
+    st.sampled_from(["", " 5", " -7", " 1x", "  5", " 12345678901234567890"]),
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(_near_lines)
+def test_fast_parser_agrees_with_the_full_parser_whenever_it_answers(line: str) -> None:
+    from hub.tsdb.lineparse import _parse_fast, _parse_full
+
+    fast = _parse_fast(line)
+    if fast is None:
+        return
+    assert _parse_full(line, None) == fast
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    tags=st.dictionaries(names, names, max_size=3),
+    fields=st.dictionaries(names, field_values, min_size=1, max_size=4),
+)
+def test_fast_parser_reads_encoder_output_like_the_full_parser(
+    tags: dict[str, str], fields: dict[str, object]
+) -> None:
+    from hub.tsdb.lineparse import _parse_fast, _parse_full
+
+    try:
+        line = encode_point(Point("heartbeat", tags, fields, T_FIXED))
+    except LineProtocolError:
+        return
+    fast = _parse_fast(line)
+    if fast is not None:
+        assert _parse_full(line, None) == fast
+
+
+T_FIXED = 1_764_400_000.25
