@@ -123,3 +123,15 @@ def test_package_json_pins_echarts_and_lockfile_is_committed() -> None:
     lock = json.loads((DASHBOARDS / "package-lock.json").read_text())
     assert "node_modules/echarts" in lock["packages"]
     assert VENDOR_FILES["echarts.min.js"].startswith("echarts/")
+
+
+def test_installed_package_falls_back_to_dashboards_in_the_working_directory(
+    fake_dashboards: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import shutil
+
+    workdir = tmp_path / "app"
+    shutil.copytree(fake_dashboards / "wall", workdir / "dashboards" / "wall")
+    monkeypatch.chdir(workdir)
+    r = client_for(tmp_path / "site-packages" / "dashboards").get("/")
+    assert r.status_code == 200 and "wall" in r.text

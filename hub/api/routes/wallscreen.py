@@ -77,12 +77,27 @@ def media_type_for(path: Path) -> str:
     return MEDIA_TYPES.get(path.suffix.lower(), "application/octet-stream")
 
 
+def find_dashboards_dir(preferred: Path) -> Path:
+    """`preferred` when it holds the wall screen, else `./dashboards` (an installed package run
+    from a checkout or the Docker image's /app), else `preferred` (the page then answers 404)."""
+    for candidate in (preferred, Path.cwd() / "dashboards"):
+        if (candidate / "wall" / "index.html").is_file():
+            return candidate
+    return preferred
+
+
 def build_router(dashboards_dir: Path, boundary_geojson: Path | None = None) -> APIRouter:
     """Routes for the wall screen, reading files from `dashboards_dir` on every request.
 
     `boundary_geojson`: the township boundary to draw on the map; when None,
     `dashboards_dir/boundary.geojson` is used if it exists.
     """
+    found = find_dashboards_dir(dashboards_dir)
+    if found != dashboards_dir:
+        log.info("wall screen: %s has no wall/; serving %s", dashboards_dir, found)
+    elif not (found / "wall" / "index.html").is_file():
+        log.warning("wall screen: no wall/index.html under %s; / will answer 404", found)
+    dashboards_dir = found
     wall_dir = dashboards_dir / "wall"
     node_modules = dashboards_dir / "node_modules"
     boundary = boundary_geojson or dashboards_dir / "boundary.geojson"
