@@ -30,7 +30,7 @@ def test_sim_command_runs_counted_devices_with_a_scenario_and_reports(mosquitto:
         assert lines[0]["devices"] == 3 and "cpu_pct" in lines[0] and "heartbeat_per_s" in lines[0]
         assert len(rec.of("cam-0001", "heartbeat")) >= 3 and len(rec.of("cam-0002", "snapshot")) >= 1
         assert rec.of("spk-0001", "heartbeat") == []  # every heartbeat dropped by the scenario
-        assert rec.of("spk-0001", "status")[-1].payload == b"offline"  # stopped cleanly
+        rec.wait(lambda g: g[-1].payload == b"offline", device="spk-0001", channel="status")  # stopped cleanly
 
 
 def test_sim_command_explains_a_bad_scenario(tmp_path: Path) -> None:
