@@ -152,8 +152,13 @@ def test_offline_share_of_the_fleet_on_a_timeline(mosquitto: MosquittoServer) ->
     devs = [DeviceSpec(f"c-share-{i}", "camera", "v-share") for i in range(4)]
     scenario = parse_scenario("faults:\n  - {fault: offline_clean, share: 0.5, village: v-share, at: 0.3, duration: 0.5}\n")
     with recording(mosquitto.port) as rec, running_fleet(mosquitto.url, devs, scenario=scenario):
-        time.sleep(1.5)
-        statuses = {d.id: [m.payload for m in rec.of(d.id, "status")] for d in devs}
-    went = [d for d, s in statuses.items() if s[:3] == [b"online", b"offline", b"online"]]
-    stayed = [d for d, s in statuses.items() if s == [b"online"]]
-    assert len(went) == 2 and len(stayed) == 2, statuses
+
+        def statuses() -> dict[str, list[bytes]]:
+            return {d.id: [m.payload for m in rec.of(d.id, "status")] for d in devs}
+
+        def cycled(g: object) -> bool:
+            return sum(s[:3] == [b"online", b"offline", b"online"] for s in statuses().values()) == 2
+        rec.wait(cycled, channel="status")
+        got = statuses()
+    stayed = [d for d, s in got.items() if s == [b"online"]]
+    assert len(stayed) == 2, got
