@@ -5,6 +5,7 @@
     villagehub devices credentials rotate cam-001
     villagehub devices credentials revoke cam-001
     villagehub devices credentials list
+    villagehub devices credentials check                       # registry vs credentials
     villagehub devices credentials write-files --password-file … --acl-file … --reload-pidfile …
 
 Passwords are printed once (or written once to a new 0600 file with `--out`);
@@ -273,3 +274,27 @@ def write_files(
 ) -> None:
     """Write Mosquitto's password file and ACL from the record (atomically, 0640)."""
     _apply(_store(data_dir), password_file, acl_file, topic_root, group, reload_pidfile)
+
+
+@credentials_app.command()
+def check(data_dir: DataDir = Path("./data")) -> None:
+    """Compare the registry with the credentials: exit 1 when they disagree.
+
+    Lists registered devices without an active credential (they cannot connect) and
+    active device credentials whose device is not registered (revoke them).
+    """
+    registered = set(_registry_ids(data_dir))
+    records = _store(data_dir).records()
+    active = {r.username for r in records if r.active and r.role == "device"}
+    missing = sorted(registered - active)
+    orphans = sorted(active - registered)
+    out.print(f"{len(registered)} registered devices, {len(active)} active device credentials")
+    if missing:
+        out.print(f"without a credential ({len(missing)}): " + " ".join(missing))
+        out.print("  → villagehub devices credentials issue --from-registry")
+    if orphans:
+        out.print(f"credential but not registered ({len(orphans)}): " + " ".join(orphans))
+        out.print("  → villagehub devices credentials revoke …")
+    if missing or orphans:
+        raise typer.Exit(1)
+    out.print("registry and credentials agree")

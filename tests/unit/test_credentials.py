@@ -402,3 +402,21 @@ def test_files_can_be_given_to_a_numeric_group(store: CredentialStore, tmp_path:
     store.issue("cam-001")
     store.write_files(tmp_path / "passwd", tmp_path / "acl", group="1883")  # eclipse-mosquitto's gid
     assert os.stat(tmp_path / "passwd").st_gid == 1883
+
+
+def test_cli_check_reports_devices_without_credentials_and_credentials_without_devices(tmp_path: Path) -> None:
+    from hub.registry import Device, Registry
+
+    with Registry(tmp_path / "registry.db") as registry:
+        registry.upsert_device(Device("cam-001", "camera", "村口"))
+        registry.upsert_device(Device("spk-002", "speaker", "学校"))
+    _cli("issue", "cam-001", "old-cam-9", "--data-dir", str(tmp_path))
+    _cli("issue", "--role", "hub", "villagehub", "--data-dir", str(tmp_path))
+    code, output = _cli("check", "--data-dir", str(tmp_path))
+    assert code == 1
+    assert "without a credential (1): spk-002" in output
+    assert "credential but not registered (1): old-cam-9" in output  # the hub user is not a device
+    _cli("issue", "--from-registry", "--data-dir", str(tmp_path))
+    _cli("revoke", "old-cam-9", "--data-dir", str(tmp_path))
+    code, output = _cli("check", "--data-dir", str(tmp_path))
+    assert code == 0 and "agree" in output
