@@ -61,7 +61,7 @@ def parse_csv(text: str) -> Township:
         if not cells or not any(c.strip() for c in cells) or cells[0].lstrip().startswith("#"):
             continue
         if header is None:
-            header = [c.strip().lower() for c in cells]
+            header = [_column_name(c) for c in cells]
             errors += _check_header(header, rownum)
             if errors:
                 raise TownshipFileError(errors)
@@ -113,6 +113,14 @@ def parse_csv(text: str) -> Township:
         add_more(errors, total)
         raise TownshipFileError(errors)
     return township
+
+
+def _column_name(cell: str) -> str:
+    """Column names are case-insensitive; a tag column keeps its key's case (`tag:Vendor`)."""
+    name = cell.strip()
+    if name.lower().startswith("tag:"):
+        return "tag:" + name[4:].strip()
+    return name.lower()
 
 
 def _check_header(header: list[str], rownum: int) -> list[str]:
@@ -206,17 +214,19 @@ def _csv_resolve(
 
 
 def to_csv(township: Township) -> str:
-    """Township → CSV with village rows, then group rows, then device rows."""
+    """Township → CSV: village rows, then group rows, then device rows; one `tag:<key>` column per tag."""
+    keys = list(dict.fromkeys(k for d in township.devices for k in d.tags))
     out = io.StringIO()
     w = csv.writer(out, lineterminator="\n")
-    w.writerow(CSV_COLUMNS)
+    w.writerow([c for c in CSV_COLUMNS if c != "tags"] + [f"tag:{k}" for k in keys])
+    blank_tags = [""] * len(keys)
     num: Callable[[float | None], str] = lambda x: "" if x is None else repr(x)  # noqa: E731
     for v in township.villages:
-        w.writerow(["village", v.id, v.name, "", "", num(v.lat), num(v.lon), v.quiet_hours or "", "", ""])
+        w.writerow(["village", v.id, v.name, "", "", num(v.lat), num(v.lon), v.quiet_hours or "", "",
+                    *blank_tags])
     for g in township.groups:
-        w.writerow(["group", g.id, g.name, g.village, "", "", "", "", "", ""])
+        w.writerow(["group", g.id, g.name, g.village, "", "", "", "", "", *blank_tags])
     for d in township.devices:
-        tags = ";".join(f"{k}={v}" for k, v in d.tags.items())
         w.writerow([d.kind, d.id, d.name, d.village or "", d.group or "", num(d.lat), num(d.lon), "",
-                    d.stream_url or "", tags])
+                    d.stream_url or "", *(d.tags.get(k, "") for k in keys)])
     return out.getvalue()

@@ -7,6 +7,7 @@ must be camera or speaker`. Lines are only worked out when there are errors.
 from __future__ import annotations
 
 import importlib
+import json
 import re
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -202,9 +203,38 @@ def to_document(township: Township) -> dict[str, Any]:
     return {"township": body}
 
 
+_PLAIN = re.compile(r"[^\W\d_](?:[\w\-. ]*[\w\-.])?")
+_RESERVED = frozenset({"yes", "no", "y", "n", "on", "off", "true", "false", "null", "inf", "nan", "infinity"})
+
+
+class _QuotingDumper(getattr(yaml, "CSafeDumper", yaml.SafeDumper)):  # type: ignore[misc]
+    """Writes a string plain only when no YAML reader could take it for anything but text."""
+
+
+def _represent_str(dumper: Any, value: str) -> Any:
+    plain = _PLAIN.fullmatch(value) is not None and value.lower() not in _RESERVED
+    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=None if plain else '"')
+
+
+_QuotingDumper.add_representer(str, _represent_str)
+
+
+def _reads_back(text: str, doc: Any) -> bool:
+    try:
+        return bool(load_yaml(text) == doc)
+    except TownshipFileError:
+        return False
+
+
 def to_yaml(township: Township) -> str:
+    """Township → YAML that `load_yaml` reads back exactly (checked: text that looks like a
+    number, a date or a boolean is quoted; JSON, which is YAML too, is the last resort)."""
+    doc = to_document(township)
     if yaml_rs is not None:
-        out: str = yaml_rs.dumps(to_document(township))
-        return out.removeprefix("---\n")
-    dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
-    return yaml.dump(to_document(township), Dumper=dumper, allow_unicode=True, sort_keys=False, width=120)
+        out: str = yaml_rs.dumps(doc).removeprefix("---\n")
+        if _reads_back(out, doc):
+            return out
+    out = yaml.dump(doc, Dumper=_QuotingDumper, allow_unicode=True, sort_keys=False, width=1000)
+    if _reads_back(out, doc):
+        return out
+    return json.dumps(doc, ensure_ascii=False, indent=2) + "\n"

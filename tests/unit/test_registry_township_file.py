@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
-import pytest
+from unittest import mock
 
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from hub.registry import township_yaml
 from hub.registry.model import Device, Group, Township, Village
 from hub.registry.township_file import (
     TownshipFileError,
@@ -270,3 +275,48 @@ def test_hundreds_of_errors_are_capped_with_a_count_of_the_rest() -> None:
 @pytest.mark.parametrize("data", [bytes(range(256)) * 4, b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR"])
 def test_binary_garbage_is_refused_as_not_text(data: bytes) -> None:
     assert errors_of(data) == ["not text: a township file is UTF-8 YAML or CSV"]  # type: ignore[arg-type]
+
+
+# ------------------------------------------------------------------ round trip, for any text
+
+
+_ids = st.from_regex(r"[A-Za-z0-9][A-Za-z0-9_-]{0,12}", fullmatch=True)
+_text = st.text(
+    st.characters(blacklist_categories=("Cs", "Cc", "Zl", "Zp")), min_size=1, max_size=20
+).map(str.strip).filter(bool)
+_coord = st.one_of(st.none(), st.floats(-90, 90, allow_nan=False))
+
+
+@st.composite
+def townships(draw: st.DrawFn) -> Township:
+    vids = draw(st.lists(_ids, min_size=1, max_size=3, unique=True))
+    villages = [Village(v, draw(_text), draw(_coord), draw(_coord)) for v in vids]
+    gids = draw(st.lists(_ids, max_size=4, unique=True))
+    groups = [Group(g, draw(st.sampled_from(vids)), draw(_text)) for g in gids]
+    devices = []
+    for i, did in enumerate(draw(st.lists(_ids, max_size=6, unique=True))):
+        group = draw(st.one_of(st.none(), st.sampled_from(groups))) if groups else None
+        village = group.village if group else draw(st.one_of(st.none(), st.sampled_from(vids)))
+        tags = draw(st.dictionaries(_ids, _text, max_size=2))
+        devices.append(Device(did, "camera" if i % 2 else "speaker", draw(_text), village,
+                              group.id if group else None, draw(_coord), draw(_coord), tags,
+                              draw(st.one_of(st.none(), _text.map(lambda t: "rtsp://h/" + t)))))
+    return Township(draw(st.one_of(st.none(), _text)), villages, groups, devices)
+
+
+def _same(a: Township, b: Township) -> bool:
+    """Equal up to order: a nested YAML file lists groups and devices under their village."""
+    return (
+        a.villages == b.villages
+        and sorted(a.groups, key=lambda g: g.id) == sorted(b.groups, key=lambda g: g.id)
+        and sorted(a.devices, key=lambda d: d.id) == sorted(b.devices, key=lambda d: d.id)
+    )
+
+
+@settings(max_examples=60, deadline=None)
+@given(townships())
+def test_any_township_survives_a_yaml_and_a_csv_round_trip(town: Township) -> None:
+    assert _same(parse_township(to_yaml(town), fmt="yaml"), town)
+    assert _same(parse_township(to_csv(town), fmt="csv"), town)
+    with mock.patch.object(township_yaml, "yaml_rs", None):  # PyYAML only, when yaml-rs is missing
+        assert _same(parse_township(to_yaml(town), fmt="yaml"), town)
