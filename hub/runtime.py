@@ -67,11 +67,12 @@ class Hub:
     inbox: queue.Queue[InboundMessage]
     ingest: Ingest
     workers: list[IngestWorker] = field(default_factory=list)
+    pool: Any = None  # hub.ingest.workers.IngestWorkerPool when VH_INGEST_WORKERS > 0
     accepting: threading.Event = field(default_factory=threading.Event)
     _tasks: list[asyncio.Task[Any]] = field(default_factory=list)
 
 
-def build_services(settings: Settings, clock: Clock | None = None) -> Services:
+def build_services(settings: Settings, clock: Clock | None = None, *, spool_name: str = "spool") -> Services:
     clock = clock or SystemClock()
     data = settings.data_dir
     data.mkdir(parents=True, exist_ok=True)
@@ -99,7 +100,7 @@ def build_services(settings: Settings, clock: Clock | None = None) -> Services:
 
     writer = DurableWriter(
         store,
-        data / "spool",
+        data / spool_name,
         batch_size=settings.write_batch_size,
         flush_s=settings.write_flush_s,
         max_spool_bytes=settings.spool_max_bytes,
@@ -140,7 +141,8 @@ def start_hub(services: Services) -> Hub:
         svc = getattr(services, name)
         if svc is not None and hasattr(svc, "start"):
             svc.start()
-    subs = [(services.topics.inbound_filter(ch), 1) for ch in INBOUND_CHANNELS]
+    channels = [ch for ch in INBOUND_CHANNELS if not (s.ingest_workers and ch == "heartbeat")]
+    subs = [(services.topics.inbound_filter(ch), 1) for ch in channels]
     client = HubMqttClient(
         MqttOptions(s.mqtt, s.mqtt_client_id, s.mqtt_protocol, s.mqtt_session_expiry_s,
                     ca_file=str(s.mqtt_ca_file) if s.mqtt_ca_file else None),
@@ -153,6 +155,11 @@ def start_hub(services: Services) -> Hub:
     worker = IngestWorker(ingest, inbox, client.ack, batch_size=s.write_batch_size, flush_s=s.write_flush_s)
     hub.workers.append(worker)
     worker.start()
+    if s.ingest_workers:
+        from hub.ingest.workers import IngestWorkerPool
+
+        hub.pool = IngestWorkerPool(services, ingest, s.ingest_workers)
+        hub.pool.start()
     client.start()
     services.started_at = services.clock.now()
     return hub
@@ -162,6 +169,8 @@ def stop_hub(hub: Hub) -> None:
     """Graceful stop: stop taking messages, drain and acknowledge what was taken, flush, disconnect."""
     s = hub.services
     hub.accepting.clear()
+    if hub.pool is not None:
+        hub.pool.stop()
     for w in hub.workers:
         w.stop(DRAIN_TIMEOUT_S)
     for name in ("broadcasts", "snapshots"):
@@ -274,9 +283,14 @@ async def serve_async(services: Services, *, on_ready: Callable[[Hub], None] | N
     log.info("VillageHub stopped")
 
 
+def configure_logging(level: str, prefix: str = "") -> None:
+    logging.basicConfig(level=level.upper(), format=f"%(asctime)s %(levelname)s {prefix}%(name)s: %(message)s")
+    for noisy in ("httpx", "httpcore", "amqtt", "transitions", "multipart"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
 def run_hub(settings: Settings) -> None:
-    logging.basicConfig(level=settings.log_level.upper(),
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging(settings.log_level)
     services = build_services(settings)
     asyncio.run(serve_async(services))
 
