@@ -155,3 +155,36 @@ def test_disk_full_mid_write_reports_full_and_leaves_no_partial_record(
     spool.append(lines("m", 2, 4))  # space is back
     assert Spool(tmp_path).torn_records == 0
     assert drain(spool) == lines("m", 2) + lines("m", 2, 4)
+
+
+def test_spool_written_by_a_sigkilled_process_keeps_every_acknowledged_record(tmp_path: Path) -> None:
+    import signal
+    import subprocess
+    import sys
+
+    child = (
+        "import sys\n"
+        "from hub.tsdb.spool import Spool\n"
+        f"spool = Spool({str(tmp_path)!r}, segment_bytes=64 * 1024)\n"
+        "for i in range(1_000_000):\n"
+        "    spool.append([f'heartbeat,device=d{j} seq={i}i {i}' for j in range(20)])\n"
+        "    print(i, flush=True)\n"
+    )
+    root = Path(__file__).resolve().parents[2]
+    proc = subprocess.Popen([sys.executable, "-c", child], cwd=root, stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    acked = -1
+    for line in proc.stdout:
+        acked = int(line)
+        if acked >= 300:
+            break
+    proc.send_signal(signal.SIGKILL)  # the PID we started, mid-append
+    proc.wait(10)
+    proc.stdout.close()
+
+    spool = Spool(tmp_path)
+    seqs = [int(x.split("seq=")[1].split("i")[0]) for x in drain(spool, max_lines=997)]
+    records = seqs[::20]
+    assert records == list(range(len(records)))  # in order, no gap, no garbage
+    assert len(records) >= acked + 1  # every append that returned is there
+    assert len(seqs) == 20 * len(records)
