@@ -85,9 +85,10 @@ def test_snapshots_are_raw_jpeg_with_user_properties_on_mqtt5_only(mosquitto: Mo
             assert snap.user == {}
 
 
-def test_persistent_session_delivers_a_command_sent_while_offline(mosquitto: MosquittoServer) -> None:
-    dev = DeviceSpec("s-session", "speaker")
-    with recording(mosquitto.port) as rec, running_fleet(mosquitto.url, [dev]) as fleet:
+@pytest.mark.parametrize("version", [5, 4])
+def test_persistent_session_delivers_a_command_sent_while_offline(mosquitto: MosquittoServer, version: int) -> None:
+    dev = DeviceSpec(f"s-session-{version}", "speaker")
+    with recording(mosquitto.port) as rec, running_fleet(mosquitto.url, [dev], mqtt_version=version) as fleet:
         rec.wait(lambda g: len(g) >= 1, device=dev.id, channel="status")
         fleet.fault(dev.id, "offline_clean")
         rec.wait(lambda g: g[-1].payload == b"offline", device=dev.id, channel="status")
