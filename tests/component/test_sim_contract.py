@@ -61,9 +61,10 @@ def test_clean_stop_leaves_offline_retained(mosquitto: MosquittoServer) -> None:
         assert m.payload == b"offline"
 
 
-def test_unclean_disconnect_fires_the_will_offline_retained(mosquitto: MosquittoServer) -> None:
-    dev = DeviceSpec("s-unclean", "speaker")
-    with recording(mosquitto.port) as rec, running_fleet(mosquitto.url, [dev]) as fleet:
+@pytest.mark.parametrize("version", [5, 4])
+def test_unclean_disconnect_fires_the_will_offline_retained(mosquitto: MosquittoServer, version: int) -> None:
+    dev = DeviceSpec(f"s-unclean-{version}", "speaker")
+    with recording(mosquitto.port) as rec, running_fleet(mosquitto.url, [dev], mqtt_version=version) as fleet:
         rec.wait(lambda g: len(g) >= 1, device=dev.id, channel="status")
         fleet.fault(dev.id, "offline_unclean")
         will = rec.wait(lambda g: g[-1].payload == b"offline", device=dev.id, channel="status")[-1]
