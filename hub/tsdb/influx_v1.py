@@ -168,6 +168,8 @@ class InfluxV1Store:
         try:
             result = self._query(influxql.series_statement(q, self.rp))
         except ValueError as err:
+            if "string" in str(err) and "unsupported" in str(err):
+                return []  # a text field has no numeric aggregate (the SQLite store agrees)
             if "boolean" not in str(err):
                 raise
             # InfluxQL has no mean/sum/min/max of booleans: aggregate them here as 1/0.

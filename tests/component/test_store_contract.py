@@ -222,3 +222,9 @@ def test_influx_v1_answers_not_ready_when_nothing_listens() -> None:
     assert store.ping() is False
     with pytest.raises(TransientStoreError):
         store.write_lines([encode_point(hb("cam-1", T0, seq=1))])
+
+
+def test_series_of_a_text_field_is_empty(store: TimeSeriesStore) -> None:
+    store.write_lines([encode_point(hb("cam-001", T0, fw="2.4.1", seq=1))])
+    assert store.series(SeriesQuery("heartbeat", "fw", T0, T0 + 60, 60.0)) == []
+    assert store.series(SeriesQuery("heartbeat", "missing", T0, T0 + 60, 60.0)) == []
