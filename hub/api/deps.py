@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Annotated
 
-from fastapi import Depends, HTTPException, Request, WebSocket, status
+from fastapi import Depends, HTTPException, Request, Security, WebSocket, status
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from hub.auth import Principal, Role
 from hub.services import Services
@@ -39,10 +40,17 @@ def authenticate(request: Request, services: Services) -> Principal:
     return principal
 
 
-def require(role: Role) -> Callable[[Request], Principal]:
+# Declares the bearer scheme in /openapi.json; authentication itself is done below so that
+# failures are counted and rate-limited per client address.
+bearer_scheme = HTTPBearer(auto_error=False, description="An API token: `villagehub token create`")
+
+
+def require(role: Role) -> Callable[..., Principal]:
     """Dependency: the caller's principal, which must hold at least `role` (401/403/429 otherwise)."""
 
-    def dependency(request: Request) -> Principal:
+    def dependency(
+        request: Request, _: HTTPAuthorizationCredentials | None = Security(bearer_scheme)
+    ) -> Principal:
         services = get_services(request)
         principal = authenticate(request, services)
         if not principal.allows(role):
