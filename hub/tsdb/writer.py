@@ -44,6 +44,16 @@ FULL_RETRY_S = 0.5  # how often a batch refused by a full spool is tried again
 TICK_S = 0.1  # longest sleep slice: waits follow the injected clock, even a ManualClock
 
 
+@dataclass(frozen=True, slots=True)
+class WriterStatus:
+    state: str  # ok | spooling | spool_full
+    buffered_lines: int  # in memory, not yet durable
+    spooled_lines: int
+    spooled_by_measurement: dict[str, int]
+    spool_bytes: int
+    store_ready: bool  # False while backing off after a failure
+
+
 @dataclass
 class _Request:
     lines: list[str]
@@ -158,6 +168,14 @@ class DurableWriter:
     def flush(self, timeout: float | None = None) -> bool:
         """Wait until everything submitted before this call is durable."""
         return self.write_durable([], timeout)
+
+    def status(self) -> WriterStatus:
+        """A snapshot for health pages and tests."""
+        with self._cond:
+            buffered = self._buffered
+        counts = self.spool.pending_counts()
+        return WriterStatus(self.state, buffered, sum(counts.values()), dict(counts),
+                            self.spool.pending_bytes, self.clock.monotonic() >= self._retry_at)
 
     # -- the writer thread --------------------------------------------------------------
 

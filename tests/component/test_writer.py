@@ -258,8 +258,11 @@ def test_spool_survives_a_writer_restart_and_is_replayed_by_the_next_one(
     lines = [heartbeat("cam-9", s) for s in range(50)]
     assert first.write_durable(lines[:20])
     first.submit(lines[20:])
+    status = first.status()
     first.stop(5)
     assert metric("vh_points_spooled", measurement="heartbeat") == 50
+    assert status.state == "spooling" and status.store_ready is False
+    assert status.spooled_lines + status.buffered_lines == 50
 
     db = f"w_{uuid.uuid4().hex[:10]}"
     store = InfluxV1Store(influxdb.url, db=db)
