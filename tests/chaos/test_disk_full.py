@@ -28,7 +28,7 @@ from tests.chaos.proxy import FaultMode, FaultProxy
 from tests.hubproc import http
 from tests.servers import InfluxServer, MosquittoServer
 
-pytestmark = [pytest.mark.e2e]
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]  # ~25 s
 
 SIZE = "4m"
 

@@ -36,7 +36,10 @@ def _exactly_once(rows: list[tuple[str, int]], expected: set[tuple[str, int]]) -
     assert not dupes, f"duplicated: {list(dupes.items())[:5]}"
 
 
-@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL], ids=["sigterm", "sigkill"])
+@pytest.mark.parametrize("sig", [
+    pytest.param(signal.SIGTERM, id="sigterm"),
+    pytest.param(signal.SIGKILL, id="sigkill"),
+])
 def test_hub_stopped_mid_stream_then_restarted_stores_every_device_seq_exactly_once(
     tmp_path: Path, mosquitto: MosquittoServer, influxdb: InfluxServer, db_name: str,
     hubs: list[ChaosHub], sig: int,

@@ -40,7 +40,10 @@ def _assert_exactly_once(rows: list[tuple[str, int]], expected: set[tuple[str, i
     assert not dupes, f"duplicated: {dupes[:5]}"
 
 
-@pytest.mark.parametrize(("status", "retry_after"), [(503, 2.0), (429, 1.0)], ids=["503", "429"])
+@pytest.mark.parametrize(("status", "retry_after"), [
+    pytest.param(503, 2.0, id="503", marks=pytest.mark.slow),
+    pytest.param(429, 1.0, id="429"),
+])
 def test_influx_answering_error_with_retry_after_is_retried_no_faster_than_it_asks(
     tmp_path: Path, mosquitto: MosquittoServer, influxdb: InfluxServer, proxy: FaultProxy,
     db_name: str, hubs: list[ChaosHub], status: int, retry_after: float,
