@@ -42,7 +42,7 @@ def js(static_url: str, chromium: Any) -> Iterator[Any]:
     page.evaluate("""async () => {
         window.m = {};
         for (const name of ['rrule', 'state', 'i18n', 'panels/cameras', 'panels/map', 'panels/alarms',
-                            'panels/speakers']) {
+                            'panels/speakers', 'panels/charts']) {
             window.m[name.replace('panels/', '')] = await import(`/wall/js/${name}.js`);
         }
     }""")
@@ -87,15 +87,16 @@ def test_sixteen_tiles_fill_the_camera_panel_four_across(js: Any) -> None:
 
 
 def test_village_colour_follows_alarms_and_outages(js: Any) -> None:
-    def health(cam: tuple[int, int, int], spk: tuple[int, int, int], alarms: int) -> str:
+    def health(cam: tuple[int, int, int], spk: tuple[int, int, int], alarms: int, critical: int = 0) -> str:
         c = {"online": cam[0], "offline": cam[1], "unknown": cam[2], "total": sum(cam)}
         s = {"online": spk[0], "offline": spk[1], "unknown": spk[2], "total": sum(spk)}
-        return str(js("m.map.villageHealth(arg[0], arg[1], arg[2])", [c, s, alarms]))
+        return str(js("m.map.villageHealth(arg[0], arg[1], arg[2], arg[3])", [c, s, alarms, critical]))
 
     assert health((10, 0, 0), (5, 0, 0), 0) == "ok"
     assert health((9, 1, 0), (5, 0, 0), 0) == "warn"
+    assert health((10, 0, 0), (5, 0, 0), 1) == "warn"
     assert health((5, 5, 0), (0, 0, 0), 0) == "bad"
-    assert health((10, 0, 0), (5, 0, 0), 1) == "bad"
+    assert health((10, 0, 0), (5, 0, 0), 1, critical=1) == "bad"
     assert health((0, 0, 3), (0, 0, 0), 0) == "unknown"
     assert health((0, 0, 0), (0, 0, 0), 0) == "unknown"
 
@@ -160,3 +161,14 @@ def test_finished_broadcast_leaves_now_playing_after_a_while(js: Any) -> None:
         return m.speakers.playingNow(arg).map(b => b.id);
     })()""", now)
     assert got == ["b1", "b3"]
+
+
+def test_history_axis_spans_24_h_or_what_the_hub_has_seen(js: Any) -> None:
+    now_ms = 1_800_000_000_000
+    hour = 3600 * 1000
+    full = js("m.charts.axisRange([{ts: (arg - 30 * 3600000) / 1000}], arg)", now_ms)
+    assert full == {"min": now_ms - 24 * hour, "max": now_ms}
+    young = js("m.charts.axisRange([{ts: (arg - 2 * 3600000) / 1000}], arg)", now_ms)
+    assert young == {"min": now_ms - 2 * hour, "max": now_ms}
+    fresh = js("m.charts.axisRange([], arg)", now_ms)
+    assert fresh == {"min": now_ms - hour // 2, "max": now_ms}

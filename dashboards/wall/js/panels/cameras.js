@@ -3,11 +3,12 @@
 import { api, fetchImage } from "../api.js";
 import { esc, fmtDateTime, fmtHM } from "../fmt.js";
 import { ago, t } from "../i18n.js";
-import { markDirty, openAlertsByVillage, register, state } from "../state.js";
+import { markDirty, register, state } from "../state.js";
 import { toast } from "../toast.js";
 
 export const PAGE_SIZE = 16;
 export const TOUR_DWELL_MS = 12000;
+export const TOUR_ALARM_HOLD = 4;    // a page with an unacknowledged alarm stays this many dwells
 export const STALE_S = 600;          // a thumbnail older than this is marked stale
 const MAX_THUMBS = 80;               // object URLs kept (LRU)
 const FETCH_CONCURRENCY = 4;
@@ -17,6 +18,7 @@ let tourOn = true;
 let pageIndex = 0;
 let tourTimer = 0;
 let pausedForAlarm = false;
+let held = 0;
 const thumbs = new Map();            // device → {url, ts, want}
 const queue = [];
 let inflight = 0;
@@ -90,7 +92,7 @@ function render() {
   const ps = pages();
   if (pageIndex >= ps.length) pageIndex = 0;
   const page = ps[pageIndex];
-  const alarms = openAlertsByVillage();
+  const alarms = unackedAlarmsByVillage();
   const alarmDevices = new Set([...state.alerts.values()].filter((a) => a.state === "open").map((a) => a.device_id));
   const now = Date.now() / 1000;
   const list = page ? page.cameras : [];
@@ -206,21 +208,30 @@ export function onSnapshot(data) {
 export function onAlarm(alert) {
   if (!tourOn || !alert.village || filter) return;
   const idx = pages().findIndex((p) => p.villages.includes(alert.village));
-  if (idx >= 0) { pageIndex = idx; markDirty("cameras"); }
+  if (idx >= 0) { pageIndex = idx; held = 0; markDirty("cameras"); }
 }
 
 export function showVillage(id) {
   filter = id;
   pageIndex = 0;
+  held = 0;
   markDirty("cameras");
 }
 
+function unackedAlarmsByVillage() {
+  const m = new Map();
+  for (const a of state.alerts.values()) if (a.state === "open" && !a.acked_by && a.village) m.set(a.village, (m.get(a.village) || 0) + 1);
+  return m;
+}
+
+/** The tour moves on every dwell, but holds a page with an unacknowledged alarm for TOUR_ALARM_HOLD dwells. */
 function advance() {
-  if (tourOn && !pausedForAlarm) {
-    const n = pages().length;
-    pageIndex = n ? (pageIndex + 1) % n : 0;
-    markDirty("cameras");
-  }
+  if (!tourOn) return;
+  if (pausedForAlarm && held < TOUR_ALARM_HOLD - 1) { held += 1; return; }
+  held = 0;
+  const n = pages().length;
+  pageIndex = n ? (pageIndex + 1) % n : 0;
+  markDirty("cameras");
 }
 
 // ---------- enlarged view ----------

@@ -7,16 +7,24 @@ let online = null;
 let loss = null;
 const AXIS = { axisLabel: { color: "#8fb0d6", fontSize: 13 }, axisLine: { lineStyle: { color: "#1b4a80" } }, splitLine: { lineStyle: { color: "rgba(27,74,128,0.4)" } } };
 
-function base(title) {
+/** The axis spans the last 24 h, or less while the hub has not been up that long (≥ 30 min). */
+export function axisRange(points, nowMs) {
+  const day = nowMs - 24 * 3600 * 1000;
+  const first = points.length ? points[0].ts * 1000 : nowMs;
+  return { min: Math.max(day, Math.min(first, nowMs - 30 * 60 * 1000)), max: nowMs };
+}
+
+function base(title, points) {
   const now = Date.now();
+  const { min, max } = axisRange(points, now);
   return {
     animation: false, backgroundColor: "transparent",
     title: { text: title, textStyle: { color: "#e8f3ff", fontSize: 15, fontWeight: 500 }, left: 0, top: 0 },
     legend: { right: 0, top: 0, textStyle: { color: "#8fb0d6", fontSize: 13 }, itemWidth: 14 },
     tooltip: { trigger: "axis", valueFormatter: (v) => (v === null || v === undefined ? "—" : String(v)) },
     grid: { left: 44, right: 12, top: 34, bottom: 24 },
-    xAxis: { type: "time", min: now - 24 * 3600 * 1000, max: now, ...AXIS, splitLine: { show: false },
-      axisLabel: { ...AXIS.axisLabel, formatter: (v) => fmtHM(v / 1000) } },
+    xAxis: { type: "time", min, max, ...AXIS, splitLine: { show: false },
+      splitNumber: 4, axisLabel: { ...AXIS.axisLabel, hideOverlap: true, formatter: (v) => fmtHM(v / 1000) } },
   };
 }
 
@@ -26,7 +34,7 @@ function render() {
   if (!online) return;
   const pts = state.history?.points || [];
   online.setOption({
-    ...base(t("online_rate")),
+    ...base(t("online_rate"), pts),
     yAxis: { type: "value", min: (v) => Math.max(0, Math.floor(v.min / 10) * 10), max: 100, ...AXIS, axisLabel: { ...AXIS.axisLabel, formatter: "{value}%" } },
     series: [
       { name: t("cameras"), type: "line", showSymbol: false, smooth: true, lineStyle: { width: 2.5 }, color: "#27c4ff", areaStyle: { opacity: 0.12 },
@@ -36,7 +44,7 @@ function render() {
     ],
   }, { notMerge: true });
   loss.setOption({
-    ...base(t("heartbeat_loss")),
+    ...base(t("heartbeat_loss"), pts),
     yAxis: [{ type: "value", ...AXIS, axisLabel: { ...AXIS.axisLabel, formatter: "{value}%" } }],
     series: [
       { name: `${t("lost")} %`, type: "bar", color: "#ff4d5e", barMaxWidth: 6,

@@ -1,7 +1,7 @@
 // Township map: villages placed by coordinates, coloured by health. No tiles: a scatter on
 // plain axes, or on the township boundary (GeoJSON) when the hub serves /wall/boundary.geojson.
 import { t } from "../i18n.js";
-import { countDevices, openAlertsByVillage, register, state } from "../state.js";
+import { countDevices, openAlerts, openAlertsByVillage, register, state } from "../state.js";
 
 const COLORS = { ok: "#2fe08a", warn: "#ffc53d", bad: "#ff4d5e", unknown: "#6c7b90" };
 let chart = null;
@@ -10,13 +10,14 @@ let clickHandler = () => {};
 export const selected = new Set(); // villages picked as broadcast targets
 let picking = false;
 
-/** ok | warn | bad | unknown for a village (pure over its counts). */
-export function villageHealth(cam, spk, alarms) {
+/** ok | warn | bad | unknown for a village (pure over its counts and open alarms):
+ * bad = a critical alarm or half the devices offline; warn = another alarm or some offline. */
+export function villageHealth(cam, spk, alarms, critical = 0) {
   const total = cam.total + spk.total;
   const offline = cam.offline + spk.offline;
   const known = cam.online + spk.online + offline;
-  if (alarms > 0 || (known > 0 && offline / total >= 0.5)) return "bad";
-  if (offline > 0) return "warn";
+  if (critical > 0 || (known > 0 && offline / total >= 0.5)) return "bad";
+  if (alarms > 0 || offline > 0) return "warn";
   if (total === 0 || known === 0) return "unknown";
   return "ok";
 }
@@ -47,10 +48,12 @@ async function loadBoundary() {
 function render() {
   if (!chart) return;
   const byVillage = openAlertsByVillage();
+  const critical = new Map();
+  for (const a of openAlerts()) if (a.severity === "critical" && a.village) critical.set(a.village, (critical.get(a.village) || 0) + 1);
   const data = state.villages.filter((v) => Number.isFinite(v.lon) && Number.isFinite(v.lat)).map((v) => {
     const cam = countDevices("camera", v.id), spk = countDevices("speaker", v.id);
     const alarms = byVillage.get(v.id) || 0;
-    const health = villageHealth(cam, spk, alarms);
+    const health = villageHealth(cam, spk, alarms, critical.get(v.id) || 0);
     const isSel = selected.has(v.id);
     return {
       name: v.name, id: v.id, value: [v.lon, v.lat], cam, spk, alarms, health,
