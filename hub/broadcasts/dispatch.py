@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
-import uuid
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -24,7 +24,8 @@ STOP_TTL_S = 60.0
 
 
 def new_command_id() -> str:
-    return uuid.uuid4().hex
+    """128 random bits as 32 hex characters (PROTOCOL §6 allows up to 64)."""
+    return os.urandom(16).hex()
 
 
 @dataclass(slots=True)
@@ -41,6 +42,11 @@ class SpeakerRuntime:
     offline: set[str] = field(default_factory=set)  # due while it was offline
 
 
+def _order(d: Delivery) -> tuple[int, float, str]:
+    """The arbiter's queue order (Item.sort_key) straight from a delivery."""
+    return (-d.priority, d.due_at, d.command_id)
+
+
 def _item(d: Delivery) -> Item:
     return Item(d.command_id, d.broadcast_id, d.priority, d.due_at, d.expires_at)
 
@@ -52,6 +58,7 @@ class Dispatcher:
         stop_before_preempt: bool = False,
     ) -> None:
         self.stop_before_preempt = stop_before_preempt
+        self._tails: dict[str, str] = {}
         self.topics = topics
         self._publish = publish
         self._is_online = is_online
@@ -65,10 +72,11 @@ class Dispatcher:
 
     # --- bookkeeping ------------------------------------------------------------
     def _rt(self, device_id: str) -> SpeakerRuntime:
-        rt = self.speakers.get(device_id)
-        if rt is None:
+        try:
+            return self.speakers[device_id]
+        except KeyError:
             rt = self.speakers[device_id] = SpeakerRuntime()
-        return rt
+            return rt
 
     def set_state(self, d: Delivery, state: str, ts: float, reason: str | None = None,
                   *, from_device: bool = False, force: bool = False) -> bool:
@@ -119,10 +127,22 @@ class Dispatcher:
         self._publish(self.topics.cmd(device_id), payload, 1, False, None)
         self.sent_count += 1
 
+    def _play_tail(self, d: Delivery) -> str:
+        """The part of a play command shared by every speaker of a broadcast, encoded once."""
+        tail = self._tails.get(d.broadcast_id)
+        if tail is None:
+            encoded = json.dumps(self._play_body(d), ensure_ascii=False, separators=(",", ":"))
+            tail = self._tails[d.broadcast_id] = encoded[1:]
+            if len(self._tails) > 1000:
+                self._tails.clear()
+        return tail
+
     def send_play(self, d: Delivery, now: float) -> None:
-        body = self._play_body(d)
-        body.update(id=d.command_id, action="play", ts=now, expires_at=d.expires_at)
-        self._send(d.device_id, body)
+        head = json.dumps({"id": d.command_id, "action": "play", "ts": now,
+                           "expires_at": d.expires_at}, separators=(",", ":"))
+        payload = (head[:-1] + "," + self._play_tail(d)).encode()
+        self._publish(self.topics.cmd(d.device_id), payload, 1, False, None)
+        self.sent_count += 1
         d.sent_at = now
         d.send_count += 1
         if d.state in ("pending", "offline"):
@@ -217,8 +237,7 @@ class Dispatcher:
 
     def on_reconnect(self, device_id: str, now: float) -> None:
         rt = self._rt(device_id)
-        waiting = sorted((self.open[c] for c in rt.offline if c in self.open),
-                         key=lambda d: _item(d).sort_key())
+        waiting = sorted((self.open[c] for c in rt.offline if c in self.open), key=_order)
         rt.offline.clear()
         for d in waiting:
             self.set_state(d, "pending", now, "reconnected", force=True)
@@ -249,5 +268,5 @@ class Dispatcher:
         out = [d for d in self.open.values()
                if d.state == "pending" and d.due_at <= now
                and d.command_id not in self._rt(d.device_id).queue]
-        out.sort(key=lambda d: _item(d).sort_key())
+        out.sort(key=_order)
         return out

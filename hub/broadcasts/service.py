@@ -73,6 +73,7 @@ class BroadcastConfig:
     # Send `stop` before a preempting play. Off by default: per PROTOCOL §6 the higher play
     # itself stops the current one, which the speaker then acks `preempted`.
     stop_before_preempt: bool = False
+    flush_interval_s: float = 0.1  # batch the persistence of acks and heartbeats (0: each one)
 
 
 def spec_to_dict(spec: BroadcastSpec) -> dict[str, Any]:
@@ -135,6 +136,7 @@ class BroadcastService:
         self._loaded: dict[str, _Loaded] = {}
         self._village_qh: dict[str, QuietHours] = {}
         self._occ_counts: dict[str, Counter[str]] = {}
+        self._last_flush = self.clock.monotonic()
         self.dispatch = Dispatcher(
             topics=Topics(self.config.topic_root), publish=self.publish, is_online=self.is_online,
             play_body=self._play_body, ack_timeout_s=self.config.ack_timeout_s,
@@ -164,6 +166,7 @@ class BroadcastService:
         if self._thread is not None:
             self._thread.join(10)
             self._thread = None
+        self.flush()
         self.store.close()
 
     def _run(self) -> None:
@@ -212,10 +215,15 @@ class BroadcastService:
         if fate == "missed":
             note = f"hub was down: {now - nominal:.0f} s late, past the {self.config.grace_s:.0f} s grace"
         else:
+            by_village: dict[str, tuple[float | None, str]] = {}
             for s in resolve_targets(b.spec.targets, self.list_speakers()):
                 village = s.village or ""
-                at, why = apply_quiet_hours(now, priority=b.spec.priority, policy=b.spec.quiet_hours,
-                                            qh=self._quiet(village), zone=self._zone)
+                got = by_village.get(village)
+                if got is None:
+                    got = by_village[village] = apply_quiet_hours(
+                        now, priority=b.spec.priority, policy=b.spec.quiet_hours,
+                        qh=self._quiet(village), zone=self._zone)
+                at, why = got
                 start = now if at is None else at
                 deliveries.append(Delivery(
                     command_id=new_command_id(), occurrence_id=occ_id, broadcast_id=bid,
@@ -257,7 +265,16 @@ class BroadcastService:
         if self.events is not None:
             self.events.publish(type_, data, ts)
 
+    def _flush_soon(self) -> None:
+        """Device input is persisted in batches (at most `flush_interval_s` old); reads and
+        ticks flush first, so nothing read through the service is ever stale."""
+        mono = self.clock.monotonic()
+        if (len(self.dispatch.changes) >= 1000
+                or mono - self._last_flush >= self.config.flush_interval_s):
+            self._flush()
+
     def _flush(self) -> None:
+        self._last_flush = self.clock.monotonic()
         changes = self.dispatch.drain()
         if not changes:
             return
@@ -319,6 +336,8 @@ class BroadcastService:
         rec = parse_recurrence(spec.start, spec.rrule, spec.tz, self.config.tz, now)
         start_ts = rec.dtstart.timestamp()
         first = rec.first_at_or_after(max(start_ts, now - self.config.grace_s))
+        if spec.start is None and first is not None and spec.rrule is None:
+            first = min(first, now)  # "now" survives the ISO round trip exactly
         if first is None:
             raise ScheduleError("schedule.start: the schedule has no occurrence from now on")
         if self.media is not None:
@@ -333,8 +352,8 @@ class BroadcastService:
         log.info("broadcast %s %r created by %s, first at %.0f", bid, spec.title, actor, first)
         self._event("broadcast", {"id": bid, "title": spec.title, "priority": spec.priority,
                                   "status": "scheduled", "next_at": first}, now)
-        if first <= now:
-            self._wake.set()
+        if first - self.clock.now() < self.config.tick_s:
+            self._wake.set()  # due now (or before the next tick): fire without waiting
         return bid
 
     def cancel(self, bid: str, actor: str) -> bool:
@@ -377,12 +396,18 @@ class BroadcastService:
                              for v, q in sorted(self._village_qh.items())}}
 
     # --- queries ---------------------------------------------------------------------
+    def flush(self) -> None:
+        with self._lock:
+            self._flush()
+
     def list_broadcasts(self, status: str | None = None, limit: int = 200) -> list[dict[str, Any]]:
+        self.flush()
         return [{"id": r["id"], "title": r["title"], "priority": r["priority"],
                  "status": r["status"], "created_at": r["created_at"], "created_by": r["created_by"],
                  "next_at": r["next_at"]} for r in self.store.list_broadcasts(status, limit)]
 
     def get(self, bid: str, upcoming: int = 5) -> dict[str, Any]:
+        self.flush()
         row = self.store.get_broadcast(bid)
         if row is None:
             raise NotFound(bid)
@@ -396,6 +421,7 @@ class BroadcastService:
                               self.store.audit_log(bid), nxt)
 
     def calendar(self, start: float, end: float) -> list[dict[str, Any]]:
+        self.flush()
         future = []
         with self._lock:
             nexts = dict(self._next)
@@ -437,17 +463,17 @@ class BroadcastService:
                 count_rejection(Rejection("ack", "wrong_device", device_id, parsed.command_id))
                 return
             self.dispatch.on_ack(d, parsed.state, parsed.reason, received_at)
-            self._flush()
+            self._flush_soon()
 
     def on_presence(self, device_id: str, online: bool, ts: float) -> None:
         if not online:
             return
         with self._lock:
             self.dispatch.on_reconnect(device_id, ts)
-            self._flush()
+            self._flush_soon()
 
     def on_speaker_heartbeat(self, device_id: str, state: str | None, playing: str | None,
                              ts: float) -> None:
         with self._lock:
             self.dispatch.on_heartbeat(device_id, state, playing, ts)
-            self._flush()
+            self._flush_soon()

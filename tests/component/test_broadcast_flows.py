@@ -263,6 +263,7 @@ def test_hub_restarted_between_scheduling_and_fire_time_fires_once(
     wait_for(lambda: second.link.is_online(sp["v02-s1"].id))
     second.svc.start(thread=False)
     wait_for(lambda: len(sp["v02-s1"].plays()) == 1)
+    second.wait_states(bid, {sp["v02-s1"].id: "playing"})
     second.close()
     third = Hub(tmp_path, mosquitto.port, hub.clock, hub.fleet)
     try:
@@ -271,7 +272,7 @@ def test_hub_restarted_between_scheduling_and_fire_time_fires_once(
         third.settle()
         assert len(sp["v02-s1"].plays()) == 1
         assert [o["status"] for o in third.svc.get(bid)["occurrences"]] == ["fired"]
-        third.wait_states(bid, {sp["v02-s1"].id: "playing"})
+        assert third.states(bid) == {sp["v02-s1"].id: "playing"}
     finally:
         third.close()
 

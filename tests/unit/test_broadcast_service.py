@@ -34,7 +34,7 @@ class Rig:
         self.sent: list[tuple[str, dict[str, Any]]] = []
         self.points: list[Point] = []
         self.alerts = NullAlerts()
-        self.cfg = BroadcastConfig(**cfg)
+        self.cfg = BroadcastConfig(**{"flush_interval_s": 0.0, **cfg})
         self.svc = self.build()
 
     def build(self) -> BroadcastService:
