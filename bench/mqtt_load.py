@@ -64,11 +64,15 @@ def publish_packet(topic: str, payload: bytes, packet_id: int, qos: int = 1) -> 
 DISCONNECT = b"\xe0\x00"
 
 
-def device_id(prefix: str, i: int) -> str:
-    return f"{prefix}{i:05d}"
+def device_id(prefix: str, i: int, digits: int = 5) -> str:
+    return f"{prefix}{i:0{digits}d}"
 
 
-def device_kind(i: int) -> str:
+def device_kind(i: int, pattern: str = "alternate") -> str:
+    """`alternate`: even cameras, odd speakers; `synthetic`: as hub.registry.sample.synthetic_township
+    (60 % cameras), so heartbeats match registered kinds."""
+    if pattern == "synthetic":
+        return "camera" if i % 5 < 3 else "speaker"
     return "camera" if i % 2 == 0 else "speaker"
 
 
@@ -99,6 +103,9 @@ class LoadSpec:
     seq_start: int = 0
     ts_step: float = 0.001  # ts = t_encode + seq_index * ts_step: unique per (device, seq)
     timeout_s: float = 120.0
+    id_digits: int = 5  # device ids are prefix + zero-padded index
+    kinds: str = "alternate"  # or "synthetic" (see device_kind)
+    ts_live: bool = False  # ts = the wall clock at encoding of each round (paced long runs)
 
 
 @dataclass
@@ -143,8 +150,11 @@ def _encode_share(spec: LoadSpec, proc: int, conns: int) -> list[list[bytes]]:
                 break
             c = (d // spec.processes) % conns
             pids[c] = pids[c] % 65535 + 1
-            dev = device_id(spec.prefix, d)
-            payload = heartbeat_payload(device_kind(d), seq, t_enc + r * spec.ts_step)
+            dev = device_id(spec.prefix, d, spec.id_digits)
+            ts = t_enc + r * spec.ts_step
+            if spec.ts_live and spec.rate:
+                ts = t_enc + (r * per_seq + d) / spec.rate  # when it will be sent
+            payload = heartbeat_payload(device_kind(d, spec.kinds), seq, ts)
             out[c].append(publish_packet(f"{root}/dev/{dev}/heartbeat", payload, pids[c]))
     return out
 
