@@ -28,6 +28,7 @@ from influxdb_client.rest import ApiException
 from hub.messages import Point
 from hub.tsdb.base import Bucket, RejectedBatchError, SeriesQuery, TransientStoreError
 from hub.tsdb.influx_v1 import REJECT_STATUSES, parse_retry_after
+from hub.tsdb.influxql import retention_seconds
 
 log = logging.getLogger(__name__)
 
@@ -112,16 +113,6 @@ def records_to_points(
         merged.setdefault((t, tags), {})[r["_field"]] = r["_value"]
     keys = sorted(merged, key=lambda k: k[0])[:limit]
     return [Point(measurement, dict(tags), merged[(t, tags)], t) for t, tags in keys]
-
-
-def retention_seconds(text: str | None) -> int:
-    """`0s`/None → 0 (forever); `90d`, `52w`, `720h` → seconds."""
-    if not text or text.upper() == "INF":
-        return 0
-    units = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
-    if text[-1] not in units or not text[:-1].isdigit():
-        raise ValueError(f"retention must look like 90d, 52w or 0s: {text!r}")
-    return int(text[:-1]) * units[text[-1]]
 
 
 class InfluxV2Store:

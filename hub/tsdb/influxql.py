@@ -30,6 +30,16 @@ def check_duration(text: str) -> str:
     return text
 
 
+def retention_seconds(text: str | None) -> int:
+    """`0s`/None → 0 (forever); `90d`, `52w`, `720h` → seconds."""
+    if not text or text.upper() == "INF":
+        return 0
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+    if text[-1] not in units or not text[:-1].isdigit():
+        raise ValueError(f"retention must look like 90d, 52w or 0s: {text!r}")
+    return int(text[:-1]) * units[text[-1]]
+
+
 def duration_literal(seconds: float) -> str:
     """A bucket width as an InfluxQL duration literal (ms when not whole seconds)."""
     if seconds <= 0:

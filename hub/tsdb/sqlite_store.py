@@ -15,14 +15,21 @@ One file `timeseries.sqlite3` in `VH_DATA_DIR`, WAL mode, one connection behind 
 from __future__ import annotations
 
 import json
+import logging
 import sqlite3
 import threading
 from pathlib import Path
 from typing import Any
 
+from hub.clock import Clock, SystemClock
 from hub.messages import Point
 from hub.tsdb.base import Bucket, RejectedBatchError, SeriesQuery, TransientStoreError
+from hub.tsdb.influxql import retention_seconds
 from hub.tsdb.lineparse import LineParseError, parse_line_ns
+
+log = logging.getLogger(__name__)
+
+PRUNE_EVERY_S = 600.0
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS points (
@@ -92,11 +99,18 @@ def _where(
 class SqliteStore:
     name = "sqlite"
 
-    def __init__(self, path: Path | str) -> None:
+    def __init__(
+        self, path: Path | str, retention: str | None = None, clock: Clock | None = None
+    ) -> None:
+        """`retention` as `VH_INFLUX_RETENTION` (`0s`/None: keep forever, `90d`, `52w`):
+        older points are deleted at setup and then every PRUNE_EVERY_S of writes."""
         self.path = Path(path)
+        self.retention_s = retention_seconds(retention)
+        self.clock = clock or SystemClock()
         self._lock = threading.Lock()
         self._db: sqlite3.Connection | None = None
         self._types: dict[tuple[str, str], str] = {}
+        self._pruned_at: float | None = None
 
     def _conn(self) -> sqlite3.Connection:
         if self._db is None:
@@ -115,6 +129,24 @@ class SqliteStore:
     def setup(self) -> None:
         with self._lock:
             self._conn()
+            self._prune()
+
+    def _prune(self) -> int:
+        """Delete points past the retention (caller holds the lock); returns how many."""
+        now = self.clock.monotonic()
+        self._pruned_at = now
+        if not self.retention_s:
+            return 0
+        db = self._conn()
+        cutoff = round((self.clock.now() - self.retention_s) * 1e9)
+        deleted = 0
+        for (m,) in db.execute("SELECT DISTINCT measurement FROM field_types").fetchall():
+            deleted += db.execute(
+                "DELETE FROM points WHERE measurement = ? AND time_ns < ?", (m, cutoff)
+            ).rowcount
+        if deleted:
+            log.info("SQLite store: %d points older than the retention deleted", deleted)
+        return deleted
 
     def ping(self) -> bool:
         try:
@@ -174,6 +206,11 @@ class SqliteStore:
                     db.execute("ROLLBACK")
                 raise TransientStoreError(f"SQLite write failed: {err}") from err
             self._types.update(pending)
+            if self._pruned_at is None or self.clock.monotonic() - self._pruned_at >= PRUNE_EVERY_S:
+                try:
+                    self._prune()
+                except sqlite3.Error:
+                    log.exception("SQLite store: pruning old points failed")
         if errors:
             raise RejectedBatchError(f"partial write: {errors[0]} dropped={len(errors)}", 400)
 

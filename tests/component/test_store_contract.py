@@ -228,3 +228,20 @@ def test_series_of_a_text_field_is_empty(store: TimeSeriesStore) -> None:
     store.write_lines([encode_point(hb("cam-001", T0, fw="2.4.1", seq=1))])
     assert store.series(SeriesQuery("heartbeat", "fw", T0, T0 + 60, 60.0)) == []
     assert store.series(SeriesQuery("heartbeat", "missing", T0, T0 + 60, 60.0)) == []
+
+
+# -- SQLite specifics -----------------------------------------------------------------------
+
+
+def test_sqlite_store_deletes_points_past_its_retention(tmp_path: Path) -> None:
+    from hub.clock import ManualClock
+    from hub.tsdb import sqlite_store
+
+    clock = ManualClock(start=T0 + 2 * 86_400)
+    store = SqliteStore(tmp_path / "ts.db", retention="1d", clock=clock)
+    store.setup()
+    store.write_lines(encode_points([hb("cam-1", T0, seq=1), hb("cam-1", T0 + 1.5 * 86_400, seq=2)]))
+    clock.advance(sqlite_store.PRUNE_EVERY_S)
+    store.write_lines([encode_point(hb("cam-1", clock.now(), seq=3))])
+    assert [p.fields["seq"] for p in store.read_points("heartbeat")] == [2, 3]
+    store.close()
