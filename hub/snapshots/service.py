@@ -120,9 +120,13 @@ class SnapshotService:
         for t in self._threads:
             t.join(10)
         self._threads.clear()
-        for device_id, item in self._slots.drain():  # not analysed: counted, never silent
-            self._reject(device_id, SHUTDOWN, "the hub stopped before its analysis", None)
+        left = self._slots.drain()
+        for _device_id, item in left:  # not analysed: counted, never silent (one log line)
+            metrics.snapshots_rejected.labels(SHUTDOWN).inc()
+            metrics.messages_rejected.labels("snapshot", SHUTDOWN).inc()
             self._waiters.answer(item.cmd_ids, {"state": "rejected", "reason": SHUTDOWN})
+        if left:
+            log.warning("%d waiting snapshots were not analysed: the service stopped", len(left))
         self._gauges()
         if self._pool is not None:
             self._pool.shutdown(cancel_futures=True)
