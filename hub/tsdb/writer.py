@@ -14,7 +14,9 @@ honours Retry-After. A refused batch (RejectedBatchError) is bisected: the good 
 stored, each bad line goes to the dead-letter file with the server's reason.
 
 States reported to `on_state(state, message)`: `ok`, `spooling`, `spool_full` (on each
-change), and the event `dead_letter` (each time lines are refused).
+change), and the event `dead_letter` (each time lines are refused). The callback runs on
+the writer's own threads: it may `submit()` but must not wait on the writer
+(`write_durable`, `flush`), and should be quick (raise an alert, publish an event).
 """
 
 from __future__ import annotations
