@@ -91,7 +91,8 @@ def parse_recurrence(start: str | None, rule: str | None, tz: str | None, hub_zo
     zone: tzinfo
     if start is None:
         zone = zone_of(tz or hub_zone)
-        dtstart = datetime.fromtimestamp(now, zone)
+        # Whole seconds: rrule drops microseconds, and "now" must stay its first occurrence.
+        dtstart = datetime.fromtimestamp(now, zone).replace(microsecond=0)
     else:
         try:
             parsed = datetime.fromisoformat(start)

@@ -336,8 +336,6 @@ class BroadcastService:
         rec = parse_recurrence(spec.start, spec.rrule, spec.tz, self.config.tz, now)
         start_ts = rec.dtstart.timestamp()
         first = rec.first_at_or_after(max(start_ts, now - self.config.grace_s))
-        if spec.start is None and first is not None and spec.rrule is None:
-            first = min(first, now)  # "now" survives the ISO round trip exactly
         if first is None:
             raise ScheduleError("schedule.start: the schedule has no occurrence from now on")
         if self.media is not None:

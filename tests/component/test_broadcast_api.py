@@ -14,7 +14,7 @@ from fastapi import FastAPI, Header, HTTPException
 from fastapi.testclient import TestClient
 
 from hub.api.routes.broadcasts import build_router
-from hub.api.routes.media import build_media_router
+from hub.api.routes.media import build_router as build_media_router
 from hub.broadcasts import BroadcastService, MediaStore, Principal, SpeakerRef
 from hub.clock import ManualClock
 
@@ -66,7 +66,7 @@ def api(tmp_path: Path) -> Iterator[tuple[TestClient, BroadcastService, list[byt
         media=media)
     app = FastAPI()
     app.include_router(build_router(svc, viewer, operator))
-    app.include_router(build_media_router(media, viewer, operator))
+    app.include_router(build_media_router(media, operator))
     with TestClient(app) as client:
         yield client, svc, sent
     svc.stop()

@@ -64,9 +64,15 @@ def test_weekly_rule_on_weekdays_yields_only_those_days() -> None:
 
 
 def test_no_start_means_now_and_no_rule_means_once() -> None:
-    rec = parse_recurrence(None, None, None, "Asia/Shanghai", NOW)
+    rec = parse_recurrence(None, None, None, "Asia/Shanghai", NOW + 0.25)
     assert rec.first == NOW
     assert rec.next_after(NOW) is None
+
+
+def test_no_start_with_a_rule_fires_now_first_not_a_period_later() -> None:
+    rec = parse_recurrence(None, "FREQ=HOURLY;COUNT=3", None, "Asia/Shanghai", NOW + 0.25)
+    assert rec.first_at_or_after(rec.dtstart.timestamp()) == NOW
+    assert rec.between(NOW, NOW + 86400) == [NOW, NOW + 3600, NOW + 7200]
 
 
 @pytest.mark.parametrize(

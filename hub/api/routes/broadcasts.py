@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any, Literal, Protocol
 
 from fastapi import APIRouter, Depends, HTTPException, Query, status
+from fastapi.exceptions import RequestValidationError
 
 from hub.broadcasts.api_models import (
     BroadcastIn,
@@ -25,10 +26,9 @@ class _Principal(Protocol):
     role: str
 
 
-def unprocessable(loc: list[str], msg: str) -> HTTPException:
-    """A 422 shaped like FastAPI's own validation errors, naming the field."""
-    return HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT,
-                         [{"loc": loc, "msg": msg, "type": "value_error"}])
+def unprocessable(loc: list[str], msg: str) -> RequestValidationError:
+    """A 422 raised as a validation error, so the app reports it like any other (naming the field)."""
+    return RequestValidationError([{"loc": tuple(loc), "msg": msg, "type": "value_error"}])
 
 
 def _parse_time(value: str, name: str, zone: str) -> float:

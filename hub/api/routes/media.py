@@ -11,6 +11,7 @@ from typing import Any
 from fastapi import APIRouter, Depends, File, HTTPException, UploadFile, status
 from fastapi.responses import FileResponse
 
+from hub.api.routes.broadcasts import unprocessable
 from hub.broadcasts.api_models import MediaOut, TtsIn
 from hub.broadcasts.media import MediaError, MediaInfo, MediaStore
 from hub.messages import Rejection
@@ -25,21 +26,20 @@ def _out(store: MediaStore, info: MediaInfo) -> MediaOut:
                     duration_s=info.duration_s, media=info.as_media(store.base_url))
 
 
-def _refuse(exc: MediaError, who: str) -> HTTPException:
+def _refuse(exc: MediaError, who: str) -> Exception:
     from hub.broadcasts.service import count_rejection
 
     count_rejection(Rejection("api", f"media_{exc.reason}", who, str(exc)))
     code = _STATUS.get(exc.reason, status.HTTP_422_UNPROCESSABLE_CONTENT)
     if code == status.HTTP_422_UNPROCESSABLE_CONTENT:
-        return HTTPException(code, [{"loc": ["body", *exc.field.split(".")], "msg": str(exc),
-                                     "type": "value_error"}])
+        return unprocessable(["body", *exc.field.split(".")], str(exc))
     return HTTPException(code, f"{exc.field}: {exc}")
 
 
-def build_media_router(store: MediaStore, viewer: Any, operator: Any) -> APIRouter:
+def build_router(store: MediaStore, operator: Any) -> APIRouter:
+    """`operator`: a dependency returning a principal with `.name` (uploads, TTS)."""
     router = APIRouter(tags=["media"])
     Operator = Depends(operator)
-    del viewer  # reading media needs no token (see the module doc)
 
     @router.post("/api/v1/media", status_code=201, response_model=MediaOut,
                  summary="Upload an audio file for broadcasts (MP3, WAV, Ogg, FLAC, MP4/AAC)")
