@@ -6,14 +6,12 @@ Messages are short and say what to fix: `must be camera or speaker`, `not a numb
 
 from __future__ import annotations
 
-import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from typing import Annotated, Any, Final, Literal
 
 from pydantic import (
     AfterValidator,
     BaseModel,
-    BeforeValidator,
     ConfigDict,
     Field,
     TypeAdapter,
@@ -22,11 +20,16 @@ from pydantic import (
 from pydantic_core import ErrorDetails
 
 from hub.registry.model import Device, Group, Village
-from hub.topics import is_valid_id
+from hub.topics import ID_PATTERN
 
 MAX_ERRORS: Final = 200  # more than this and the file is probably not a township file at all
 
-_QUIET_RE: Final = re.compile(r"^([01]\d|2[0-3]):[0-5]\d-([01]\d|2[0-3]):[0-5]\d$")
+_QUIET_PATTERN: Final = r"^([01]\d|2[0-3]):[0-5]\d-([01]\d|2[0-3]):[0-5]\d$"
+_PATTERN_RULES: Final = {
+    ID_PATTERN: "must be 1-64 letters, digits, _ or -, starting with a letter or digit",
+    _QUIET_PATTERN: "must be HH:MM-HH:MM, e.g. 22:00-06:00",
+}
+_RANGES: Final = {"lat": (-90, 90), "lon": (-180, 180)}
 _URL_SCHEMES: Final = ("rtsp://", "rtsps://", "http://", "https://")
 
 
@@ -43,51 +46,21 @@ class TownshipFileError(ValueError):
 # ---------------------------------------------------------------- field checks
 
 
-def _check_id(v: str) -> str:
-    if not is_valid_id(v):
-        raise ValueError("must be 1-64 letters, digits, _ or -, starting with a letter or digit")
-    return v
-
-
-def _check_lat(v: float | None) -> float | None:
-    if v is not None and not -90.0 <= v <= 90.0:
-        raise ValueError("must be between -90 and 90")
-    return v
-
-
-def _check_lon(v: float | None) -> float | None:
-    if v is not None and not -180.0 <= v <= 180.0:
-        raise ValueError("must be between -180 and 180")
-    return v
-
-
-def _check_quiet(v: str | None) -> str | None:
-    if v is not None and not _QUIET_RE.fullmatch(v):
-        raise ValueError("must be HH:MM-HH:MM, e.g. 22:00-06:00")
-    return v
-
-
 def _check_url(v: str | None) -> str | None:
     if v is not None and (len(v) > 512 or not v.lower().startswith(_URL_SCHEMES)):
         raise ValueError("must be an rtsp:// or http(s):// URL of at most 512 characters")
     return v
 
 
-def _tags_in(v: Any) -> Any:
-    """YAML scalars (numbers, booleans) become text: tags are str → str."""
-    if isinstance(v, Mapping):
-        return {str(k): (str(x) if isinstance(x, int | float | bool) else x) for k, x in v.items()}
-    return v
-
-
-Id = Annotated[str, AfterValidator(_check_id)]
-OptId = Annotated[str | None, AfterValidator(lambda v: None if v is None else _check_id(v))]
+# Native (Rust) constraints where possible: 100k rows validate without a Python call per field.
+Id = Annotated[str, Field(pattern=ID_PATTERN)]
+OptId = Annotated[str | None, Field(pattern=ID_PATTERN)]
 Name = Annotated[str, Field(min_length=1, max_length=128)]
-Lat = Annotated[float | None, AfterValidator(_check_lat)]
-Lon = Annotated[float | None, AfterValidator(_check_lon)]
-Quiet = Annotated[str | None, AfterValidator(_check_quiet)]
+Lat = Annotated[float | None, Field(ge=-90, le=90)]
+Lon = Annotated[float | None, Field(ge=-180, le=180)]
+Quiet = Annotated[str | None, Field(pattern=_QUIET_PATTERN)]
 Url = Annotated[str | None, AfterValidator(_check_url)]
-Tags = Annotated[dict[str, str], BeforeValidator(_tags_in)]
+Tags = dict[str, Annotated[str, Field(coerce_numbers_to_str=True)]]  # YAML `installed: 2023` → "2023"
 
 
 class DeviceIn(BaseModel):
@@ -180,6 +153,12 @@ def message_of(err: ErrorDetails) -> str:
         return "must be a mapping"
     if kind == "string_too_short":
         return "must not be empty"
+    if kind == "string_pattern_mismatch":
+        return _PATTERN_RULES.get(str((err.get("ctx") or {}).get("pattern")), "has the wrong form")
+    if kind in ("greater_than_equal", "less_than_equal") and err["loc"]:
+        bounds = _RANGES.get(str(err["loc"][-1]))
+        if bounds:
+            return f"must be between {bounds[0]} and {bounds[1]}"
     msg = err["msg"]
     if msg.startswith("Value error, "):
         return msg[len("Value error, ") :]
