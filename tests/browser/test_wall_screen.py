@@ -10,7 +10,9 @@ from typing import Any
 import paho.mqtt.client as mqtt
 import pytest
 
-from tests.browser.conftest import RunningHub, save_doc_screenshot
+from tests.browser.conftest import SNAPSHOT_S, RunningHub, save_doc_screenshot
+
+SNAPSHOT_WAIT_S = SNAPSHOT_S + 10
 
 pytestmark = [pytest.mark.browser, pytest.mark.e2e]
 
@@ -144,6 +146,27 @@ def test_language_toggle_switches_to_english_and_back(page: Any, hub: RunningHub
     page.click("#btn-lang")
     assert page.inner_text("#kpi-cameras label") == "摄像头在线"
     assert page.get_attribute("html", "lang") == "zh-CN"
+
+
+def test_camera_tiles_keep_their_thumbnails_through_a_flood_of_snapshots(page: Any, hub: RunningHub) -> None:
+    open_wall(page, hub)
+    page.click("#cam-tour")  # stop the tour: the same page throughout
+    shown = "() => [...document.querySelectorAll('#camera-grid .tile:not(.hidden)')]"
+    all_images = shown + ".every(t => { const i = t.querySelector('img'); return i.src.startsWith('blob:') && i.naturalWidth > 0; })"
+    page.wait_for_function(f"({all_images})()", timeout=int(SNAPSHOT_WAIT_S * 1000))
+    # every camera of the township reports a new snapshot, twice (more than the thumbnail cache holds)
+    page.evaluate("""() => {
+        const vh = window.__vh;
+        const cams = [...vh.state.devices.values()].filter(d => d.kind === 'camera');
+        for (let round = 0; round < 2; round++)
+            for (const d of cams)
+                vh.handleEvent({type: 'snapshot', ts: Date.now() / 1000,
+                                data: {device: d.id, ts: Date.now() / 1000, health: 'ok', url: ''}});
+    }""")
+    time.sleep(1.5)
+    page.wait_for_function(f"({all_images})()", timeout=5000)
+    ages = page.eval_on_selector_all("#camera-grid .tile:not(.hidden) .age", "els => els.map(e => e.textContent)")
+    assert ages and all(a.endswith("秒前") for a in ages), ages
 
 
 def test_a_burst_of_500_presence_changes_renders_in_one_frame(page: Any, hub: RunningHub) -> None:

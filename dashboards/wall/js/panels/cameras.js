@@ -19,7 +19,12 @@ let pageIndex = 0;
 let tourTimer = 0;
 let pausedForAlarm = false;
 let held = 0;
-const thumbs = new Map();            // device → {url, ts, want}
+// Thumbnails: an LRU cache of object URLs (only images, never evicting one on screen), the last
+// snapshot time of every camera, and which cameras have a newer snapshot than the cached image.
+const thumbs = new Map();            // device → {url, ts}; url null when the hub has none yet
+const snapTimes = new Map();         // device → Unix s of its latest snapshot
+const stale = new Set();             // devices whose cached thumbnail is older than their snapshot
+const queued = new Set();
 const queue = [];
 let inflight = 0;
 let tiles = [];
@@ -58,8 +63,7 @@ function pages() { return buildPages(cameras(), filter); }
 function villageName(id) { return state.villageById.get(id)?.name || id || state.overview?.township || "—"; }
 
 function snapshotTs(d) {
-  const th = thumbs.get(d.id);
-  return d.snapshot_ts ?? th?.ts ?? null;
+  return snapTimes.get(d.id) ?? d.snapshot_ts ?? thumbs.get(d.id)?.ts ?? null;
 }
 
 /** What a tile shows for one camera (pure over the device, its snapshot time and now). */
@@ -113,7 +117,7 @@ function render() {
     el.querySelector(".name").textContent = `${villageName(d.village)} · ${d.name || d.id}`;
     const ts = snapshotTs(d);
     el.querySelector(".age").textContent = ts ? ago(now - ts) : "";
-    if (!th || th.want) wantThumb(d.id);
+    if (!th || stale.has(d.id)) wantThumb(d.id);
   });
   const grid = document.getElementById("camera-grid");
   grid.dataset.village = page?.villages.join(",") ?? "";
@@ -161,47 +165,54 @@ function renderFilter() {
 }
 
 function wantThumb(id) {
-  const th = thumbs.get(id);
-  if (th?.queued) return;
-  thumbs.set(id, { ...(th || {}), queued: true, want: false });
+  if (queued.has(id)) return;
+  queued.add(id);
   queue.push(id);
   pump();
 }
 
+function visibleIds() { return new Set(tiles.map((el) => el.dataset.device).filter(Boolean)); }
+
 function pump() {
   while (inflight < FETCH_CONCURRENCY && queue.length) {
     const id = queue.shift();
-    const visible = tiles.some((el) => el.dataset.device === id);
-    if (!visible) { const th = thumbs.get(id); if (th) th.queued = false; continue; }
+    queued.delete(id);
+    if (!visibleIds().has(id)) continue;
+    stale.delete(id);
     inflight += 1;
     fetchImage(`/devices/${encodeURIComponent(id)}/thumbnail`)
       .then(({ url, ts }) => {
         const old = thumbs.get(id);
-        if (old?.url) URL.revokeObjectURL(old.url);
-        thumbs.delete(id);
-        thumbs.set(id, { url, ts: ts ?? old?.ts ?? null, queued: false, want: false });
+        thumbs.delete(id); // re-insert: most recently used last
+        thumbs.set(id, { url, ts: ts ?? snapTimes.get(id) ?? null });
+        if (ts && !(snapTimes.get(id) > ts)) snapTimes.set(id, ts);
+        if (old?.url) setTimeout(() => URL.revokeObjectURL(old.url), 2000); // after the tile shows the new one
         evict();
       })
-      .catch(() => { const th = thumbs.get(id); thumbs.set(id, { ...(th || {}), queued: false, want: false, missing: true }); })
+      .catch(() => { if (!thumbs.has(id)) thumbs.set(id, { url: null, ts: null }); })
       .finally(() => { inflight -= 1; markDirty("cameras"); pump(); });
   }
 }
 
+/** Keep at most MAX_THUMBS images, dropping the least recently fetched that are not on screen. */
 function evict() {
-  while (thumbs.size > MAX_THUMBS) {
-    const [id, th] = thumbs.entries().next().value;
+  if (thumbs.size <= MAX_THUMBS) return;
+  const onScreen = visibleIds();
+  for (const [id, th] of thumbs) {
+    if (thumbs.size <= MAX_THUMBS) break;
+    if (onScreen.has(id)) continue;
     if (th.url) URL.revokeObjectURL(th.url);
     thumbs.delete(id);
   }
 }
 
-/** Live snapshot event: remember the time, refetch the thumbnail if it is on screen. */
+/** Live snapshot event: remember the time; a camera on screen gets its new thumbnail. */
 export function onSnapshot(data) {
   const d = state.devices.get(data.device);
-  if (d) { d.snapshot_ts = data.ts; if (data.health !== undefined) d.health = data.health; }
-  const th = thumbs.get(data.device);
-  thumbs.set(data.device, { ...(th || {}), ts: data.ts, want: true });
-  markDirty("cameras");
+  if (d && data.health !== undefined) d.health = data.health;
+  snapTimes.set(data.device, data.ts);
+  if (thumbs.has(data.device)) stale.add(data.device);
+  if (visibleIds().has(data.device)) markDirty("cameras");
 }
 
 /** A new alarm: the tour jumps to its village. */

@@ -35,7 +35,7 @@ function renderPlaying() {
   ul.innerHTML = playing.slice(0, 4).map((b) => {
     const done = b.done ?? 0, total = b.total ?? 0;
     const pct = total ? Math.round((100 * done) / total) : 0;
-    const states = Object.entries(b.by_state || {}).filter(([s, n]) => n && s !== "done")
+    const states = Object.entries(b.by_state || {}).filter(([s, n]) => n > 0 && s !== "done")
       .map(([s, n]) => `${t(`state_${s}`)} ${n}`).join(" · ");
     return `<li data-broadcast="${esc(b.id)}">${prio(b.priority ?? "")}<span class="grow">${esc(b.title ?? b.id)}</span>`
       + `<span class="num progress-text">${done}/${total}</span><div class="progress"><i style="width:${pct}%"></i></div>`
