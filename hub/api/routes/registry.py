@@ -293,10 +293,11 @@ def build_router(registry: Registry, viewer_dep: Callable[..., Any], admin_dep: 
             return _unprocessable(exc.errors)
         return ImportOut(**{k: getattr(report, k) for k in ImportOut.model_fields})
 
-    @router.get("/registry/export", dependencies=viewer,
+    @router.get("/registry/export", dependencies=admin,
                 responses={200: {"content": {"application/yaml": {}, "text/csv": {}, "application/json": {}}}})
     def export_township(format: Annotated[Literal["yaml", "csv", "json"], Query()] = "yaml") -> Response:
-        """The registered villages, groups and devices as a township file."""
+        """The registered villages, groups and devices as a township file (admin: stream URLs may
+        carry camera credentials)."""
         town = registry.township()
         if format == "csv":
             return PlainTextResponse(to_csv(town), media_type="text/csv; charset=utf-8",
