@@ -6,8 +6,9 @@ For each fleet size, in one run:
   * a private Mosquitto on a free loopback port;
   * the speakers: one subscription per speaker on its own `vhub/v1/dev/{id}/cmd` topic, spread
     over a few plain paho clients in a child process (10,000 TCP connections in one Python
-    process would measure the simulator, not the hub); each play is acked `done` as firmware
-    would, so the next round finds idle speakers;
+    process would measure the simulator, not the hub); each command is acked `done` as
+    firmware would (so the next round finds idle speakers; baseline messages are acked too,
+    to load both runs alike);
   * the hub side: BroadcastService + its MQTT link + the FastAPI broadcast router under
     uvicorn, on the system clock, scheduler thread running;
   * quiet hours are switched off (the bench may run at night, Asia/Shanghai);
@@ -23,6 +24,7 @@ from __future__ import annotations
 import argparse
 import json
 import multiprocessing as mp
+import os
 import statistics
 import tempfile
 import threading
@@ -65,11 +67,12 @@ def speakers_process(port: int, ids: list[str], clients: int, conn: Connection) 
         t = time.monotonic()
         with lock:
             arrivals.append(t)
+        # Every message is acked the same way (baseline too), so both runs load the
+        # speakers' side equally; baseline acks have no one listening.
         cmd = json.loads(msg.payload)
-        if cmd.get("action") == "play" and "broadcast_id" in cmd:
-            device = msg.topic.split("/")[-2]
-            c.publish(f"{ROOT}/dev/{device}/ack",
-                      json.dumps({"id": cmd["id"], "state": "done", "ts": time.time()}), qos=1)
+        device = msg.topic.split("/")[-2]
+        c.publish(f"{ROOT}/dev/{device}/ack",
+                  json.dumps({"id": cmd["id"], "state": "done", "ts": time.time()}), qos=1)
 
     for n, share in enumerate(shares):
         c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"bench-speakers-{n}",
@@ -216,8 +219,10 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--clients", type=int, default=8, help="paho clients carrying the speakers")
     args = ap.parse_args()
-    out = {"bench": "broadcast_fanout", "results": [run_size(n, args.rounds, args.clients)
-                                                    for n in args.speakers]}
+    host = {"cpus": os.cpu_count(), "loadavg_at_start": [round(x, 2) for x in os.getloadavg()]}
+    results = [run_size(n, args.rounds, args.clients) for n in args.speakers]
+    host["loadavg_at_end"] = [round(x, 2) for x in os.getloadavg()]
+    out = {"bench": "broadcast_fanout", "host": host, "results": results}
     print(json.dumps(out, indent=2))
 
 
