@@ -75,8 +75,9 @@ def mosquitto_sub_rate(broker: MosquittoServer, messages: int, timeout: float) -
 class ProbeLatency:
     """Publishes probe heartbeats (unique seq) at `rate`/s and polls InfluxDB until each is there."""
 
-    def __init__(self, broker: MosquittoServer, db: InfluxServer, database: str, rate: float = 10.0) -> None:
-        self.db, self.database, self.rate = db, database, rate
+    def __init__(self, broker: MosquittoServer, db: InfluxServer, database: str, rate: float = 10.0,
+                 seq_start: int = 0) -> None:
+        self.db, self.database, self.rate, self.seq_start = db, database, rate, seq_start
         self.sent: dict[int, float] = {}
         self.seen: dict[int, float] = {}
         self.client = paho.Client(CallbackAPIVersion.VERSION2, client_id=f"bench-probe-{broker.port}")
@@ -87,7 +88,7 @@ class ProbeLatency:
     def run(self, seconds: float) -> None:
         poller = threading.Thread(target=self._poll, daemon=True)
         poller.start()
-        seq = 0
+        seq = self.seq_start
         t_end = time.monotonic() + seconds
         while time.monotonic() < t_end:
             payload = heartbeat_payload("camera", seq, time.time())
@@ -104,7 +105,7 @@ class ProbeLatency:
         self.client.disconnect()
 
     def _poll(self) -> None:
-        q = f"SELECT seq FROM heartbeat WHERE device='{PROBE_DEVICE}'"
+        q = f"SELECT seq FROM heartbeat WHERE device='{PROBE_DEVICE}' AND seq >= {self.seq_start}"
         while not self._stop.is_set():
             try:
                 rows = self.db.rows(q, self.database)
@@ -113,7 +114,7 @@ class ProbeLatency:
             now = time.monotonic()
             for r in rows:
                 s = int(r["seq"])  # type: ignore[call-overload]
-                if s not in self.seen:
+                if s in self.sent and s not in self.seen:
                     self.seen[s] = now
             time.sleep(0.02)
 
@@ -219,6 +220,13 @@ def run(messages: int, workers: list[int | None], latency_s: float, timeout: flo
     return result
 
 
+def default_workers() -> list[int | None]:
+    """0 (one in-process consumer) and 2 (both cores) when the hub has VH_INGEST_WORKERS."""
+    from hub.settings import Settings
+
+    return [0, 2] if "ingest_workers" in Settings.model_fields else [None]
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--messages", type=int, default=300_000)
@@ -227,7 +235,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--timeout", type=float, default=180.0)
     ap.add_argument("--quick", action="store_true", help="CI-sized: 50,000 messages, 5 s of latency probes")
     a = ap.parse_args(argv)
-    workers: list[int | None] = [int(w) for w in a.workers.split(",") if w.strip()] or [None]
+    workers: list[int | None] = [int(w) for w in a.workers.split(",") if w.strip()] or default_workers()
     messages, latency_s = (50_000, 5.0) if a.quick else (a.messages, a.latency_seconds)
 
     def go() -> BenchResult:

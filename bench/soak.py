@@ -198,7 +198,7 @@ def run(minutes: float, devices: int, cameras: int, speakers: int, ws: int) -> B
                     "targets": {"villages": spk_villages}, "priority": 8, "volume": 60, "repeat": 1})
                 broadcasts.append({"id": r.json().get("id") if r.status_code == 201 else None,
                                    "status": r.status_code, "at": time.time()})
-                probe = ProbeLatency(broker, db, "villagehub", rate=2.0)
+                probe = ProbeLatency(broker, db, "villagehub", rate=2.0, seq_start=len(windows) * 1000)
                 probe.run(min(BROADCAST_S - 10, max(1.0, t_end - time.monotonic() - 10)))
                 windows.append(percentiles(probe.latencies()))
                 time.sleep(max(0.0, min(10.0, t_end - time.monotonic())))
