@@ -33,7 +33,7 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networki
 ADMIN_TOKEN = "vh-browser-test-admin-token-0123456789"
 HEARTBEAT_S = 10.0     # slow enough that a forced `offline` is not undone at once by a heartbeat
 SNAPSHOT_S = 20.0
-TOWNSHIP = REPO / "hub" / "data" / "township.yaml"
+DEVICES = 500          # a synthetic township of this size (python -m hub.registry.sample --devices N)
 
 
 def villagehub(*args: str) -> list[str]:
@@ -118,7 +118,7 @@ def _run(argv: list[str], env: dict[str, str], cwd: Path) -> str:
 @pytest.fixture(scope="module")
 def hub(mosquitto: MosquittoServer, influxdb: InfluxServer,
         tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningHub]:
-    """`villagehub serve` with the sample township registered and simulated, all devices online."""
+    """`villagehub serve` with a 500-device township registered and simulated, all devices online."""
     skip_without_browser()
     data = tmp_path_factory.mktemp("hub")
     port = free_port()
@@ -126,7 +126,9 @@ def hub(mosquitto: MosquittoServer, influxdb: InfluxServer,
            "VH_INFLUX_DB": "villagehub_browser", "VH_DATA_DIR": str(data), "VH_HTTP_HOST": "127.0.0.1",
            "VH_HTTP_PORT": str(port), "VH_BOOTSTRAP_TOKEN": ADMIN_TOKEN, "VH_LOG_LEVEL": "WARNING",
            "PYTHONPATH": str(REPO)}
-    _run(villagehub("registry", "import", str(TOWNSHIP)), env, data)
+    township = data / "township.yaml"
+    township.write_text(_run([sys.executable, "-m", "hub.registry.sample", "--devices", str(DEVICES)], env, data))
+    _run(villagehub("registry", "import", str(township)), env, data)
     running = RunningHub(f"http://127.0.0.1:{port}", port, env, data,
                          EnvProcess(["true"], data, "unused.log"), ADMIN_TOKEN, "", "", mosquitto.port)
     running.start()
@@ -134,7 +136,7 @@ def hub(mosquitto: MosquittoServer, influxdb: InfluxServer,
         made = running.send("POST", "/api/v1/tokens", {"name": f"browser-{role}", "role": role})
         setattr(running, f"{role}_token", made["token"])
     sim = EnvProcess(villagehub(
-        "sim", "--township", str(TOWNSHIP), "--broker", mosquitto.url,
+        "sim", "--township", str(township), "--broker", mosquitto.url,
         "--heartbeat-interval", str(HEARTBEAT_S), "--snapshot-interval", str(SNAPSHOT_S),
         "--resolution", "320x180", "--report-every", "0"), data, "sim.log", env=env)
     sim.start()
