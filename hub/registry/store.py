@@ -16,7 +16,7 @@ import logging
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
@@ -30,6 +30,7 @@ log = logging.getLogger(__name__)
 
 Progress = Callable[[int, int], None]  # (done, total)
 POLL_S: Final = 2.0
+FRESH_MAX: Final = 1024
 CHUNK: Final = 5000
 
 _SCHEMA: Final = """
@@ -67,10 +68,31 @@ class RegistryError(ValueError):
 
 @dataclass(frozen=True, slots=True)
 class _Snapshot:
+    """What readers see. Never mutated: every write builds a new one.
+
+    Devices noted as unregistered go to the small `fresh` dict (keys never in `base`), so
+    a burst of new devices copies a small dict, not the whole fleet; it is folded into
+    `base` by the next other write or when it reaches FRESH_MAX.
+    """
+
     version: int
     villages: dict[str, Village] = field(default_factory=dict)
     groups: dict[str, Group] = field(default_factory=dict)
-    devices: dict[str, Device] = field(default_factory=dict)
+    base: dict[str, Device] = field(default_factory=dict)
+    fresh: dict[str, Device] = field(default_factory=dict)
+
+    @property
+    def devices(self) -> dict[str, Device]:
+        """Every device (a merged copy while there are fresh ones: not for the hot path)."""
+        return {**self.base, **self.fresh} if self.fresh else self.base
+
+    def get(self, device_id: str) -> Device | None:
+        d = self.base.get(device_id)
+        return self.fresh.get(device_id) if d is None and self.fresh else d
+
+    def values(self) -> Iterator[Device]:
+        yield from self.base.values()
+        yield from self.fresh.values()
 
 
 def _device_row(d: Device) -> tuple[Any, ...]:
@@ -189,7 +211,7 @@ class Registry:
         return self._snap.version
 
     def get(self, device_id: str) -> Device | None:
-        return self._snap.devices.get(device_id)
+        return self._snap.get(device_id)
 
     def get_village(self, village_id: str) -> Village | None:
         return self._snap.villages.get(village_id)
@@ -201,7 +223,7 @@ class Registry:
         self, kind: str | None = None, village: str | None = None, group: str | None = None
     ) -> list[Device]:
         return [
-            d for d in self._snap.devices.values()
+            d for d in self._snap.values()
             if (kind is None or d.kind == kind)
             and (village is None or d.village == village)
             and (group is None or d.group == group)
@@ -216,7 +238,7 @@ class Registry:
     def counts(self) -> dict[tuple[str, bool], int]:
         """(kind, registered) → number of devices."""
         out: dict[tuple[str, bool], int] = {(k, r): 0 for k in KINDS for r in (True, False)}
-        for d in self._snap.devices.values():
+        for d in self._snap.values():
             out[(d.kind, d.registered)] += 1
         return out
 
@@ -229,7 +251,7 @@ class Registry:
         s = self._snap
         return Township(
             name, list(s.villages.values()), list(s.groups.values()),
-            [d for d in s.devices.values() if d.registered],
+            [d for d in s.values() if d.registered],
         )
 
     def export_township(self, name: str | None = None) -> dict[str, Any]:
@@ -254,7 +276,7 @@ class Registry:
                 errors.append(f"village: unknown village {group.village!r}")
             old = s.groups.get(group.id)
             if not errors and old is not None and old.village != group.village:
-                moved = [d.id for d in s.devices.values() if d.group == group.id]
+                moved = [d.id for d in s.values() if d.group == group.id]
                 if moved:
                     errors.append(
                         f"village: group {group.id!r} still has devices in village {old.village!r} "
@@ -279,7 +301,7 @@ class Registry:
 
     def delete_device(self, device_id: str) -> bool:
         with self._lock:
-            if device_id not in self._snap.devices:
+            if self._snap.get(device_id) is None:
                 return False
             self._write(lambda db: db.execute("DELETE FROM devices WHERE id = ?", (device_id,)))
             self._commit_snapshot(removed=(device_id,))
@@ -291,13 +313,13 @@ class Registry:
         Idempotent; a known device (registered or not) costs one dictionary look-up. Never
         overwrites a row another process (the CLI, another ingest process) wrote meanwhile.
         """
-        known = self._snap.devices.get(device_id)
+        known = self._snap.get(device_id)
         if known is not None:
             return known
         if not is_valid_id(device_id) or kind not in KINDS:
             raise RegistryError([f"id: not a valid device id or kind ({device_id!r}, {kind!r})"])
         with self._lock:
-            known = self._snap.devices.get(device_id)
+            known = self._snap.get(device_id)
             if known is not None:
                 return known
             device = Device(device_id, kind, device_id, registered=False)
@@ -311,9 +333,10 @@ class Registry:
                     stored.append(_row_device(row))
 
             self._write(work)
-            self._commit_snapshot(devices={device_id: stored[0]})
             if stored[0] is not device:
+                self._commit_snapshot(devices={device_id: stored[0]})
                 return stored[0]
+            self._add_fresh(device)
         log.info("registry: device %s (%s) publishes but is not registered; kept as unregistered",
                  device_id, kind)
         return device
@@ -345,6 +368,15 @@ class Registry:
             raise
         (self._data_version,) = db.execute("PRAGMA data_version").fetchone()
 
+    def _add_fresh(self, device: Device) -> None:
+        s = self._snap
+        _count(device, +1)
+        fresh = {**s.fresh, device.id: device}
+        if len(fresh) >= FRESH_MAX:
+            self._snap = _Snapshot(s.version + 1, s.villages, s.groups, {**s.base, **fresh})
+        else:
+            self._snap = _Snapshot(s.version + 1, s.villages, s.groups, s.base, fresh)
+
     def _commit_snapshot(
         self,
         *,
@@ -354,9 +386,9 @@ class Registry:
         removed: Iterable[str] = (),
     ) -> None:
         s = self._snap
-        new_devices = s.devices
+        new_devices, fresh = s.base, s.fresh
         if devices or removed:
-            new_devices = dict(s.devices)
+            new_devices, fresh = {**s.base, **s.fresh}, {}
             for device in (devices or {}).values():
                 _count(new_devices.get(device.id), -1)
                 _count(device, +1)
@@ -368,6 +400,7 @@ class Registry:
             {**s.villages, **villages} if villages else s.villages,
             {**s.groups, **groups} if groups else s.groups,
             new_devices,
+            fresh,
         )
 
     # ------------------------------------------------------------ import
@@ -389,6 +422,8 @@ class Registry:
         town = doc if isinstance(doc, Township) else township_file.from_mapping(doc)
         with self._lock:
             s = self._snap
+            if s.fresh:  # fold them in once, so `s.devices` below is a plain dict, not a merge per use
+                s = _Snapshot(s.version, s.villages, s.groups, s.devices)
             villages = {} if replace else dict(s.villages)
             groups = {} if replace else dict(s.groups)
             devices = (

@@ -312,3 +312,23 @@ def test_noting_a_device_another_process_registered_keeps_its_registration(reg: 
     other.close()
     dev = reg.note_unregistered("cam-late", "camera")
     assert dev == Device("cam-late", "camera", "新路口", "lijia") and reg.get("cam-late") == dev
+
+
+def test_a_burst_of_new_devices_stays_consistent_across_the_fresh_fold(
+    reg: Registry, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(store_module, "FRESH_MAX", 8)
+    reg.import_township(TOWN)
+    for i in range(20):  # folds into the base twice
+        reg.note_unregistered(f"s{i}", "speaker")
+    assert len(reg.devices()) == 23 and reg.get("s19") is not None and reg.get("s3") is not None
+    reg.upsert_device(Device("s19", "speaker", "新", "lijia"))  # a fresh one edited
+    assert reg.get("s19").registered and len(reg.devices(kind="speaker")) == 22  # type: ignore[union-attr]
+    reg.note_unregistered("late", "camera")
+    assert reg.delete_device("late") and reg.get("late") is None
+    reg.note_unregistered("later", "camera")
+    report = reg.import_township(TOWN)
+    assert report.devices_unchanged == 3 and reg.get("later") is not None
+    reg = reopen(reg)
+    assert len(reg.devices()) == 24
+    reg.close()
