@@ -113,6 +113,7 @@ class AmqttBroker:
         from amqtt.broker import Broker
 
         loop = asyncio.new_event_loop()
+        asyncio.set_event_loop(loop)
         self._loop = loop
         config = {
             "listeners": {"default": {"type": "tcp", "bind": f"127.0.0.1:{self.port}", "max_connections": 5000}},

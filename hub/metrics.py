@@ -1,9 +1,17 @@
 """Prometheus metrics of the hub: one place, stable names, a reason label on every rejection.
 
-The accounting invariant (issue 8): for every message kind
-  vh_messages_received_total == vh_messages_stored_total + vh_messages_rejected_total + vh_messages_spooled_total
-(`stored` counts messages whose points reached the time-series store, `spooled` those held in
-the on-disk spool; a replayed spool moves its count from spooled to stored.)
+The accounting invariant (issue 8), per message kind K:
+  vh_messages_received_total{kind=K}
+    == sum(vh_messages_rejected_total{kind=K}) + vh_messages_dropped_total{kind=K}
+       + vh_messages_accepted_total{kind=K}                       (status, heartbeat, event, ack;
+                                     for snapshots vh_snapshots_analysed_total counts the accepted)
+and for the kinds stored as one point each (heartbeat → `heartbeat`, event → `event`,
+snapshot → `snapshot`, measurement = K):
+  accepted(K)
+    == vh_points_stored_total{measurement=K} + vh_points_spooled{measurement=K}
+       + vh_points_refused_total{measurement=K} + vh_points_dropped_total{measurement=K}
+`vh_points_spooled` is a gauge: a replayed spool moves its points to `vh_points_stored_total`.
+A snapshot replaced in its camera's slot by a newer one is rejected with reason `superseded`.
 """
 
 from __future__ import annotations
@@ -17,12 +25,6 @@ messages_received = Counter(
 )
 messages_rejected = Counter(
     "vh_messages_rejected", "Messages rejected whole, by reason", ["kind", "reason"], registry=REGISTRY
-)
-messages_stored = Counter(
-    "vh_messages_stored", "Messages whose points reached the time-series store", ["kind"], registry=REGISTRY
-)
-messages_spooled = Counter(
-    "vh_messages_spooled", "Messages currently accounted to the on-disk spool", ["kind"], registry=REGISTRY
 )
 messages_dropped = Counter(
     "vh_messages_dropped", "QoS 0 messages dropped because the ingest queue was full", ["kind"], registry=REGISTRY

@@ -56,7 +56,7 @@ def build_store(settings: Settings) -> TimeSeriesStore:
                              timeout=settings.write_timeout_s)
     from hub.tsdb.sqlite_store import SqliteStore
 
-    return SqliteStore(settings.data_dir / "timeseries.db")
+    return SqliteStore(settings.data_dir / "timeseries.db", retention=settings.influx_retention)
 
 
 @dataclass
@@ -204,7 +204,8 @@ def _sweep(hub: Hub) -> None:
         s.writer.submit(lines)
     snaps = s.snapshots
     if snaps is not None and hasattr(snaps, "check_staleness"):
-        snaps.check_staleness(s.clock.now(), s.live.last_heartbeat)
+        cameras = [d.id for d in s.registry.devices(kind="camera")]
+        snaps.check_staleness(s.clock.now(), s.live.last_heartbeat, cameras=cameras)
 
 
 def fleet_counts(services: Services) -> dict[str, int]:

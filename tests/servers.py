@@ -18,6 +18,7 @@ import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 
 def free_port() -> int:
@@ -180,7 +181,7 @@ bind-address = "127.0.0.1:{self.rpc_port}"
         self.process = ManagedProcess(self.process.argv, self.workdir, "influxd.log")
         self.start()
 
-    def query(self, q: str, db: str = "villagehub") -> list[dict[str, object]]:
+    def query(self, q: str, db: str = "villagehub") -> list[dict[str, Any]]:
         """Run InfluxQL; return the series of the first statement (empty list when none)."""
         import json
         from urllib.parse import urlencode
@@ -193,15 +194,15 @@ bind-address = "127.0.0.1:{self.rpc_port}"
             raise RuntimeError(result["error"])
         return list(result.get("series", []))
 
-    def rows(self, q: str, db: str = "villagehub") -> list[dict[str, object]]:
+    def rows(self, q: str, db: str = "villagehub") -> list[dict[str, Any]]:
         """Run InfluxQL; flatten the first statement's series into dicts (tags included)."""
-        out: list[dict[str, object]] = []
+        out: list[dict[str, Any]] = []
         for series in self.query(q, db):
-            cols = series["columns"]  # type: ignore[index]
-            tags = series.get("tags", {}) or {}  # type: ignore[union-attr]
-            for values in series["values"]:  # type: ignore[index]
-                row = dict(zip(cols, values, strict=True))  # type: ignore[call-overload]
-                row.update(tags)  # type: ignore[arg-type]
+            cols: list[str] = series["columns"]
+            tags: dict[str, Any] = series.get("tags") or {}
+            for values in series["values"]:
+                row: dict[str, Any] = dict(zip(cols, values, strict=True))
+                row.update(tags)
                 out.append(row)
         return out
 

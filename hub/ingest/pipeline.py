@@ -277,8 +277,11 @@ class IngestWorker:
             self.commit(*item)
 
     def commit(self, batch: list[InboundMessage], lines: list[str]) -> None:
-        if lines:
-            self.durable(lines)
+        if lines and self.durable(lines) is False:
+            # Not durable (stopping with the store away and the spool full): leave the batch
+            # unacknowledged so the broker hands it to the next session.
+            log.error("%d messages not made durable; left unacknowledged for redelivery", len(batch))
+            return
         for msg in batch:
             if msg.qos > 0:
                 try:

@@ -138,6 +138,8 @@ def worker_main(settings_doc: dict[str, Any], index: int, out: Any, stop: MpEven
                           flush_s=settings.write_flush_s, name=f"ingest-{index}", after_commit=after_commit)
     worker.start()
     client.start()
+    if client.subscribed.wait(60):
+        out.put(("ready", index, [], []))
     stop.wait()
     accepting.clear()
     worker.stop(STOP_TIMEOUT_S - 2)
@@ -159,6 +161,8 @@ class IngestWorkerPool:
         self._procs: list[Any] = []
         self._reader = threading.Thread(target=self._read, name="ingest-fan-in", daemon=True)
         self._stopped: set[int] = set()
+        self._ready: set[int] = set()
+        self.ready = threading.Event()
 
     def start(self) -> None:
         doc = self.services.settings.model_dump(mode="json")
@@ -187,6 +191,10 @@ class IngestWorkerPool:
                 log.exception("could not apply a batch from ingest worker %s", index)
             if kind == "stopped":
                 self._stopped.add(index)
+            elif kind == "ready":
+                self._ready.add(index)
+                if len(self._ready) == self.count:
+                    self.ready.set()
 
     def _apply(self, heartbeats: list[Heartbeat], deltas: list[MetricDelta]) -> None:
         lines: list[str] = []

@@ -68,6 +68,7 @@ class HubMqttClient:
         self._on_connection_change = on_connection_change
         self._announce_hub = will
         self.connected = threading.Event()
+        self.subscribed = threading.Event()  # set once the broker granted the subscriptions
         # Cleared at shutdown: new messages are then left unacknowledged, so the broker
         # redelivers them to the next hub session instead of the hub losing them.
         self.accepting: threading.Event | None = None
@@ -166,9 +167,11 @@ class HubMqttClient:
             self._on_connection_change(True)
 
     def _on_subscribe(self, client: paho.Client, userdata: Any, mid: int, reasons: Any, properties: Any) -> None:
-        for rc in reasons or ():
-            if getattr(rc, "is_failure", False):
-                log.error("MQTT subscription refused: %s", rc)
+        refused = [rc for rc in reasons or () if getattr(rc, "is_failure", False)]
+        for rc in refused:
+            log.error("MQTT subscription refused: %s", rc)
+        if not refused:
+            self.subscribed.set()
 
     def _on_disconnect(
         self, client: paho.Client, userdata: Any, flags: Any, reason: ReasonCode, properties: Any

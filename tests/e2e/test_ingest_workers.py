@@ -22,8 +22,9 @@ def test_worker_processes_store_every_heartbeat_and_feed_presence(
     hub = InProcessHub(hub_settings(tmp_path, mosquitto.url, influxdb.url, influx_db=db, ingest_workers=2))
     hub.start()
     try:
+        assert hub.hub is not None and hub.hub.pool is not None
+        assert hub.hub.pool.ready.wait(60), "the workers did not subscribe"
         devices = [raw_client(mosquitto.port, f"cam-w{i}") for i in range(4)]
-        time.sleep(1.0)  # the workers' shared subscriptions are in place
         for seq in range(50):
             for i, dev in enumerate(devices):
                 dev.publish(f"vhub/v1/dev/cam-w{i}/heartbeat",
