@@ -73,6 +73,7 @@ class BroadcastConfig:
     # Send `stop` before a preempting play. Off by default: per PROTOCOL §6 the higher play
     # itself stops the current one, which the speaker then acks `preempted`.
     stop_before_preempt: bool = False
+    settle_s: float = 3.0  # after start, before the first tick: presence arrives meanwhile
     flush_interval_s: float = 0.1  # batch the persistence of acks and heartbeats (0: each one)
 
 
@@ -154,8 +155,12 @@ class BroadcastService:
             self.dispatch.load(self.store.open_deliveries())
 
     def start(self, thread: bool = True) -> None:
-        self.tick()
-        if thread and self._thread is None:
+        """With `thread`, the scheduler thread's first tick waits `settle_s` (or a wake-up) so
+        the retained presence of the speakers has arrived; without, tick once now (tests)."""
+        if not thread:
+            self.tick()
+            return
+        if self._thread is None:
             self._stopping.clear()
             self._thread = threading.Thread(target=self._run, name="broadcasts", daemon=True)
             self._thread.start()
@@ -170,6 +175,8 @@ class BroadcastService:
         self.store.close()
 
     def _run(self) -> None:
+        self._wake.wait(self.config.settle_s)
+        self._wake.clear()
         while not self._stopping.is_set():
             try:
                 self.tick()

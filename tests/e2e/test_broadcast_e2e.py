@@ -3,14 +3,16 @@ and InfluxDB, the HTTP API with real tokens."""
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable, Iterator
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
 
 from device_sim import DeviceOptions, DeviceSpec, Fleet, FleetConfig
-from tests.hubproc import InProcessHub
+from tests.hubproc import InProcessHub, hub_settings
 from tests.servers import InfluxServer, MosquittoServer
 
 pytestmark = pytest.mark.e2e
@@ -55,10 +57,10 @@ def body(title: str, text: str, villages: list[str], priority: int = 3, **kw: An
             "priority": priority, "volume": 70, "repeat": 1, **kw}
 
 
-@pytest.fixture
-def town(hub: InProcessHub, mosquitto: MosquittoServer) -> Iterator[Town]:
-    tag = hub.settings.mqtt_client_id.rsplit("-", 1)[-1]
-    ids = {"a1": f"spk-a1-{tag}", "a2": f"spk-a2-{tag}", "b1": f"spk-b1-{tag}"}
+TOWNSHIP_SPEAKERS = (("a1", "v01", "v01-g1"), ("a2", "v01", "v01-g1"), ("b1", "v02", "v02-g1"))
+
+
+def populate(hub: InProcessHub, ids: dict[str, str]) -> None:
     hub.services.registry.import_township({"township": {"name": "测试乡", "villages": [
         {"id": "v01", "name": "李家村", "groups": [{"id": "v01-g1", "name": "一组", "devices": [
             {"id": ids["a1"], "kind": "speaker", "name": "广场"},
@@ -70,9 +72,15 @@ def town(hub: InProcessHub, mosquitto: MosquittoServer) -> Iterator[Town]:
         status, _ = hub.api("PUT", f"/api/v1/broadcasts/quiet-hours/{v}",
                             {"start": "00:00", "end": "00:00"})
         assert status == 200
+
+
+@contextlib.contextmanager
+def speakers_of(hub: InProcessHub, mosquitto: MosquittoServer) -> Iterator[Town]:
+    tag = hub.settings.mqtt_client_id.rsplit("-", 1)[-1]
+    ids = {k: f"spk-{k}-{tag}" for k, _v, _g in TOWNSHIP_SPEAKERS}
+    populate(hub, ids)
     fleet = Fleet(FleetConfig(
-        devices=[DeviceSpec(i, "speaker", v, g) for i, v, g in (
-            (ids["a1"], "v01", "v01-g1"), (ids["a2"], "v01", "v01-g1"), (ids["b1"], "v02", "v02-g1"))],
+        devices=[DeviceSpec(ids[k], "speaker", v, g) for k, v, g in TOWNSHIP_SPEAKERS],
         broker_url=mosquitto.url, options=DeviceOptions(heartbeat_interval_s=1.0)))
     fleet.start()
     try:
@@ -82,6 +90,12 @@ def town(hub: InProcessHub, mosquitto: MosquittoServer) -> Iterator[Town]:
         yield Town(hub, fleet, ids)
     finally:
         fleet.stop()
+
+
+@pytest.fixture
+def town(hub: InProcessHub, mosquitto: MosquittoServer) -> Iterator[Town]:
+    with speakers_of(hub, mosquitto) as t:
+        yield t
 
 
 def test_routine_broadcast_to_one_village_is_played_and_recorded(
@@ -130,3 +144,26 @@ def test_cancel_while_playing_stops_the_speakers(town: Town) -> None:
     town.wait_states(bid, {"b1": "done"})  # the speaker acks the stopped play `done`
     player = town.fleet.speaker(town.ids["b1"]).player
     assert player.current is None
+
+
+def test_hub_restarted_between_scheduling_and_fire_time_fires_once(
+        tmp_path: Any, mosquitto: MosquittoServer, influxdb: InfluxServer) -> None:
+    settings = hub_settings(tmp_path, mosquitto.url, influxdb.url, influx_db="vh_bc_restart")
+    first = InProcessHub(settings).start()
+    with speakers_of(first, mosquitto) as town:
+        at = datetime.now().astimezone() + timedelta(seconds=4)
+        status, created = town.post(body("重启后播放", SHORT, ["v02"],
+                                         schedule={"start": at.isoformat()}))
+        assert status == 201, created
+        first.stop()
+        time.sleep(max(0.0, at.timestamp() - time.time()) + 1)  # the slot passes while it is down
+        second = InProcessHub(settings).start()
+        try:
+            town.hub = second
+            town.wait_states(created["id"], {"b1": "done"}, timeout=20)
+            _, one = second.api("GET", f"/api/v1/broadcasts/{created['id']}")
+            assert [o["status"] for o in one["occurrences"]] == ["fired"]
+            played = town.fleet.speaker(town.ids["b1"]).player.played
+            assert [p.outcome for p in played] == ["done"]
+        finally:
+            second.stop()
