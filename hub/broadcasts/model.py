@@ -100,6 +100,28 @@ class BroadcastSpec:
         return self.priority >= EMERGENCY_PRIORITY
 
 
+def spec_to_dict(spec: BroadcastSpec) -> dict[str, Any]:
+    t = spec.targets
+    return {
+        "title": spec.title, "media": spec.media, "priority": spec.priority,
+        "volume": spec.volume, "repeat": spec.repeat,
+        "targets": {"all": t.all, "villages": list(t.villages), "groups": list(t.groups),
+                    "devices": list(t.devices)},
+        "schedule": {"start": spec.start, "rrule": spec.rrule, "tz": spec.tz},
+        "quiet_hours": spec.quiet_hours, "valid_for_s": spec.valid_for_s,
+    }
+
+
+def spec_from_dict(d: dict[str, Any]) -> BroadcastSpec:
+    t, s = d["targets"], d["schedule"]
+    return BroadcastSpec(
+        title=d["title"], media=d["media"], priority=d["priority"], volume=d["volume"],
+        repeat=d["repeat"], start=s["start"], rrule=s["rrule"], tz=s["tz"],
+        targets=Targets(t["all"], tuple(t["villages"]), tuple(t["groups"]), tuple(t["devices"])),
+        quiet_hours=d["quiet_hours"], valid_for_s=d["valid_for_s"],
+    )
+
+
 @dataclass(slots=True)
 class Delivery:
     """One occurrence's play on one speaker (mutable: the service moves its state)."""

@@ -31,9 +31,11 @@ from hub.broadcasts.model import (
     ListSpeakers,
     NullAlerts,
     Publisher,
-    Targets,
     resolve_targets,
+    spec_from_dict,
+    spec_to_dict,
 )
+from hub.broadcasts.outcomes import Outcomes
 from hub.broadcasts.schedule import (
     DEFAULT_GRACE_S,
     DEFAULT_QUIET_HOURS,
@@ -45,14 +47,13 @@ from hub.broadcasts.schedule import (
     parse_recurrence,
     zone_of,
 )
-from hub.broadcasts.views import broadcast_view, calendar_items, summary_of
+from hub.broadcasts.views import broadcast_view, calendar_items
 from hub.clock import Clock
-from hub.messages import Point, Rejection
+from hub.messages import Rejection
 from hub.topics import Topics
 
 log = logging.getLogger(__name__)
 
-UNDELIVERED = frozenset({"offline", "expired", "failed", "rejected", "preempted"})
 MAX_FIRES_PER_TICK = 1000
 
 
@@ -75,28 +76,6 @@ class BroadcastConfig:
     stop_before_preempt: bool = False
     settle_s: float = 3.0  # after start, before the first tick: presence arrives meanwhile
     flush_interval_s: float = 0.1  # batch the persistence of acks and heartbeats (0: each one)
-
-
-def spec_to_dict(spec: BroadcastSpec) -> dict[str, Any]:
-    t = spec.targets
-    return {
-        "title": spec.title, "media": spec.media, "priority": spec.priority,
-        "volume": spec.volume, "repeat": spec.repeat,
-        "targets": {"all": t.all, "villages": list(t.villages), "groups": list(t.groups),
-                    "devices": list(t.devices)},
-        "schedule": {"start": spec.start, "rrule": spec.rrule, "tz": spec.tz},
-        "quiet_hours": spec.quiet_hours, "valid_for_s": spec.valid_for_s,
-    }
-
-
-def spec_from_dict(d: dict[str, Any]) -> BroadcastSpec:
-    t, s = d["targets"], d["schedule"]
-    return BroadcastSpec(
-        title=d["title"], media=d["media"], priority=d["priority"], volume=d["volume"],
-        repeat=d["repeat"], start=s["start"], rrule=s["rrule"], tz=s["tz"],
-        targets=Targets(t["all"], tuple(t["villages"]), tuple(t["groups"]), tuple(t["devices"])),
-        quiet_hours=d["quiet_hours"], valid_for_s=d["valid_for_s"],
-    )
 
 
 def count_rejection(r: Rejection) -> None:
@@ -136,7 +115,8 @@ class BroadcastService:
         self._next: dict[str, float] = {}
         self._loaded: dict[str, _Loaded] = {}
         self._village_qh: dict[str, QuietHours] = {}
-        self._occ_counts: dict[str, Counter[str]] = {}
+        self.outcomes = Outcomes(self.store, emit_points=self.emit_points, alerts=self.alerts,
+                                 events=self.events)
         self._last_flush = self.clock.monotonic()
         self.dispatch = Dispatcher(
             topics=Topics(self.config.topic_root), publish=self.publish, is_online=self.is_online,
@@ -253,13 +233,13 @@ class BroadcastService:
             self._next.pop(bid, None)
         else:
             self._next[bid] = nxt
-        self._occ_counts[occ_id] = Counter({"pending": len(deliveries)})
+        self.outcomes.fired(occ_id, len(deliveries))
         for d in deliveries:
             self.dispatch.add(d)
             if d.reason == "quiet_hours":  # skipped: the village is in its quiet hours
                 self.dispatch.set_state(d, "expired", now)
         log.info("broadcast %s occurrence %s %s: %d speakers", bid, occ_id, fate, len(deliveries))
-        self._event("broadcast", {"id": bid, "title": b.title, "priority": b.spec.priority,
+        self.outcomes.event("broadcast", {"id": bid, "title": b.title, "priority": b.spec.priority,
                                   "occurrence_id": occ_id, "status": fate,
                                   "total": len(deliveries), "next_at": nxt}, now)
 
@@ -267,10 +247,6 @@ class BroadcastService:
         s = self._load(d.broadcast_id).spec
         return {"broadcast_id": d.broadcast_id, "priority": s.priority, "media": s.media,
                 "volume": s.volume, "repeat": s.repeat}
-
-    def _event(self, type_: str, data: dict[str, Any], ts: float) -> None:
-        if self.events is not None:
-            self.events.publish(type_, data, ts)
 
     def _flush_soon(self) -> None:
         """Device input is persisted in batches (at most `flush_interval_s` old); reads and
@@ -282,59 +258,7 @@ class BroadcastService:
 
     def _flush(self) -> None:
         self._last_flush = self.clock.monotonic()
-        changes = self.dispatch.drain()
-        if not changes:
-            return
-        for c in changes:
-            counts = self._counts(c.delivery.occurrence_id)
-            if c.old != c.delivery.state:
-                counts[c.old] -= 1
-                counts[c.delivery.state] += 1
-        latest = {c.delivery.command_id: c.delivery for c in changes}
-        self.store.save_deliveries(list(latest.values()))
-        if self.emit_points is not None:
-            self.emit_points([
-                Point("delivery",
-                      {"device": c.delivery.device_id, "village": c.delivery.village,
-                       "village_group": c.delivery.group, "priority": str(c.delivery.priority)},
-                      {"broadcast_id": c.delivery.broadcast_id, "command_id": c.delivery.command_id,
-                       "state": c.delivery.state}, c.ts)
-                for c in changes if c.old != c.delivery.state
-            ])
-        for c in changes:
-            self._alert(c)
-        by_occ: dict[str, list[Change]] = {}
-        for c in changes:
-            by_occ.setdefault(c.delivery.occurrence_id, []).append(c)
-        for occ, group in by_occ.items():
-            d0 = group[0].delivery
-            data: dict[str, Any] = {"broadcast_id": d0.broadcast_id, "occurrence_id": occ,
-                                    **summary_of(self._counts(occ))}
-            if len(group) <= 100:
-                data["changes"] = [{"device": c.delivery.device_id, "state": c.delivery.state,
-                                    "reason": c.delivery.reason} for c in group]
-            self._event("delivery", data, group[-1].ts)
-
-    def _counts(self, occurrence_id: str) -> Counter[str]:
-        """Delivery states of one occurrence, kept in memory (loaded once after a restart)."""
-        got = self._occ_counts.get(occurrence_id)
-        if got is None:
-            got = Counter(d.state for d in self.store.deliveries_of_occurrence(occurrence_id))
-            self._occ_counts[occurrence_id] = got
-        return got
-
-    def _alert(self, c: Change) -> None:
-        d = c.delivery
-        if not (d.priority >= 8 and c.old != d.state):
-            return
-        key = f"broadcast_undelivered:{d.broadcast_id}:{d.device_id}"
-        if d.state in UNDELIVERED and d.reason != "cancelled":
-            self.alerts.raise_alert(
-                key, device_id=d.device_id, type="broadcast_undelivered", severity="critical",
-                message=f"emergency broadcast {d.broadcast_id} not played on {d.device_id}: "
-                        f"{d.state}{' (' + d.reason + ')' if d.reason else ''}", ts=c.ts)
-        elif d.state == "done":
-            self.alerts.clear_alert(key, c.ts)
+        self.outcomes.record(self.dispatch.drain())
 
     # --- operators ----------------------------------------------------------------
     def create(self, spec: BroadcastSpec, actor: str) -> str:
@@ -355,7 +279,7 @@ class BroadcastService:
                                         created_by=actor, next_at=first)
             self._next[bid] = first
         log.info("broadcast %s %r created by %s, first at %.0f", bid, spec.title, actor, first)
-        self._event("broadcast", {"id": bid, "title": spec.title, "priority": spec.priority,
+        self.outcomes.event("broadcast", {"id": bid, "title": spec.title, "priority": spec.priority,
                                   "status": "scheduled", "next_at": first}, now)
         if first - self.clock.now() < self.config.tick_s:
             self._wake.set()  # due now (or before the next tick): fire without waiting
@@ -379,10 +303,10 @@ class BroadcastService:
                     self.dispatch.release(d.device_id, d.command_id, now)
                 else:
                     self.dispatch.set_state(d, "expired", now, "cancelled")
-            ok = self.store.cancel(bid, now, actor, [c.delivery for c in self.dispatch.changes])
+            ok = self.store.cancel(bid, now, actor)
             self._next.pop(bid, None)
             self._flush()
-        self._event("broadcast", {"id": bid, "status": "cancelled", "by": actor,
+        self.outcomes.event("broadcast", {"id": bid, "status": "cancelled", "by": actor,
                                   "stopped_on": len(stopped)}, now)
         return ok
 

@@ -158,14 +158,13 @@ class BroadcastStore:
             self._db.execute("COMMIT")
             return True
 
-    def cancel(self, bid: str, ts: float, actor: str, deliveries: list[Delivery]) -> bool:
+    def cancel(self, bid: str, ts: float, actor: str) -> bool:
         with self._lock:
             self._db.execute("BEGIN IMMEDIATE")
             cur = self._db.execute(
                 "UPDATE broadcasts SET status = 'cancelled', cancelled_at = ?, cancelled_by = ?,"
                 " next_at = NULL WHERE id = ? AND status != 'cancelled'", (ts, actor, bid))
             if cur.rowcount == 1:
-                self._save(deliveries)
                 self._audit(ts, actor, "cancel", bid, "")
             self._db.execute("COMMIT")
             return cur.rowcount == 1

@@ -1,0 +1,93 @@
+"""What each delivery change leaves behind: the database row, a `delivery` point (PROTOCOL §9),
+a per-occurrence progress event for the wall screen, and alerts for emergencies that did not
+reach a speaker."""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+from hub.broadcasts.dispatch import Change
+from hub.broadcasts.model import EMERGENCY_PRIORITY, AlertSink, EmitPoints, EventSink
+from hub.broadcasts.store import BroadcastStore
+from hub.broadcasts.views import summary_of
+from hub.messages import Point
+
+UNDELIVERED = frozenset({"offline", "expired", "failed", "rejected", "preempted"})
+EVENT_CHANGES_MAX = 100  # list individual speakers in a `delivery` event up to this many
+
+
+def undelivered_key(broadcast_id: str, device_id: str) -> str:
+    return f"broadcast_undelivered:{broadcast_id}:{device_id}"
+
+
+class Outcomes:
+    def __init__(self, store: BroadcastStore, *, emit_points: EmitPoints | None,
+                 alerts: AlertSink, events: EventSink | None) -> None:
+        self.store = store
+        self.emit_points = emit_points
+        self.alerts = alerts
+        self.events = events
+        self._counts: dict[str, Counter[str]] = {}
+
+    def event(self, type_: str, data: dict[str, Any], ts: float) -> None:
+        if self.events is not None:
+            self.events.publish(type_, data, ts)
+
+    def fired(self, occurrence_id: str, total: int) -> None:
+        self._counts[occurrence_id] = Counter({"pending": total})
+
+    def counts(self, occurrence_id: str) -> Counter[str]:
+        """Delivery states of one occurrence, in memory (loaded once after a restart)."""
+        got = self._counts.get(occurrence_id)
+        if got is None:
+            got = Counter(d.state for d in self.store.deliveries_of_occurrence(occurrence_id))
+            self._counts[occurrence_id] = got
+        return got
+
+    def record(self, changes: list[Change]) -> None:
+        if not changes:
+            return
+        for c in changes:  # counts first: a lazy load must see the rows before this save
+            counts = self.counts(c.delivery.occurrence_id)
+            if c.old != c.delivery.state:
+                counts[c.old] -= 1
+                counts[c.delivery.state] += 1
+        latest = {c.delivery.command_id: c.delivery for c in changes}
+        self.store.save_deliveries(list(latest.values()))
+        moved = [c for c in changes if c.old != c.delivery.state]
+        if self.emit_points is not None and moved:
+            self.emit_points([
+                Point("delivery",
+                      {"device": c.delivery.device_id, "village": c.delivery.village,
+                       "village_group": c.delivery.group, "priority": str(c.delivery.priority)},
+                      {"broadcast_id": c.delivery.broadcast_id, "command_id": c.delivery.command_id,
+                       "state": c.delivery.state}, c.ts)
+                for c in moved
+            ])
+        for c in moved:
+            self._alert(c)
+        by_occ: dict[str, list[Change]] = {}
+        for c in changes:
+            by_occ.setdefault(c.delivery.occurrence_id, []).append(c)
+        for occ, group in by_occ.items():
+            data: dict[str, Any] = {"broadcast_id": group[0].delivery.broadcast_id,
+                                    "occurrence_id": occ, **summary_of(self.counts(occ))}
+            if len(group) <= EVENT_CHANGES_MAX:
+                data["changes"] = [{"device": c.delivery.device_id, "state": c.delivery.state,
+                                    "reason": c.delivery.reason} for c in group]
+            self.event("delivery", data, group[-1].ts)
+
+    def _alert(self, c: Change) -> None:
+        d = c.delivery
+        if d.priority < EMERGENCY_PRIORITY:
+            return
+        key = undelivered_key(d.broadcast_id, d.device_id)
+        if d.state in UNDELIVERED and d.reason != "cancelled":
+            why = f" ({d.reason})" if d.reason else ""
+            self.alerts.raise_alert(
+                key, device_id=d.device_id, type="broadcast_undelivered", severity="critical",
+                message=f"emergency broadcast {d.broadcast_id} not played on {d.device_id}: "
+                        f"{d.state}{why}", ts=c.ts)
+        elif d.state == "done":
+            self.alerts.clear_alert(key, c.ts)
