@@ -375,24 +375,28 @@ class BroadcastService:
                  "priority": self._load(bid).spec.priority, "at": at} for bid, at in items]
 
     # --- device input (called by the ingest pipeline) --------------------------------
-    def on_ack(self, device_id: str, payload: bytes, received_at: float) -> None:
+    def on_ack(self, device_id: str, payload: bytes, received_at: float) -> bool:
+        """One §6 ack. True when accepted; False when rejected (already counted in
+        vh_messages_rejected_total{kind="ack"} and logged): the caller counts only accepted."""
         parsed = parse_ack(payload, device_id)
         if isinstance(parsed, Rejection):
             count_rejection(parsed)
-            return
+            return False
         with self._lock:
             d = self.dispatch.open.get(parsed.command_id)
             if d is None:
                 d = self.store.get_delivery(parsed.command_id)
             if d is None:
-                if parsed.command_id not in self.dispatch.stop_ids:
-                    count_rejection(Rejection("ack", "unknown_command", device_id, parsed.command_id))
-                return
+                if parsed.command_id in self.dispatch.stop_ids:
+                    return True  # the ack of a `stop`
+                count_rejection(Rejection("ack", "unknown_command", device_id, parsed.command_id))
+                return False
             if d.device_id != device_id:
                 count_rejection(Rejection("ack", "wrong_device", device_id, parsed.command_id))
-                return
+                return False
             self.dispatch.on_ack(d, parsed.state, parsed.reason, received_at)
             self._flush_soon()
+            return True
 
     def on_presence(self, device_id: str, online: bool, ts: float) -> None:
         if not online:

@@ -277,11 +277,13 @@ def test_bad_and_foreign_acks_are_counted_by_reason(rig: Rig) -> None:
     before = (count("not_json"), count("unknown_command"), count("wrong_device"))
     rig.svc.create(spec(villages=("v02",)), "op")
     rig.svc.tick()
-    rig.svc.on_ack("s3", b"{", NOON)
-    rig.ack("s3", "nope", "done")
-    rig.ack("s1", rig.plays("s3")[0]["id"], "done")
+    cid = rig.plays("s3")[0]["id"]
+    assert rig.svc.on_ack("s3", b"{", NOON) is False
+    assert rig.svc.on_ack("s3", b'{"id": "nope", "state": "done"}', NOON) is False
+    assert rig.svc.on_ack("s1", json.dumps({"id": cid, "state": "done"}).encode(), NOON) is False
     assert (count("not_json"), count("unknown_command"), count("wrong_device")) == tuple(
         b + 1 for b in before)
+    assert rig.svc.on_ack("s3", json.dumps({"id": cid, "state": "done"}).encode(), NOON) is True
 
 
 def test_calendar_lists_fired_and_lazily_expanded_occurrences(rig: Rig) -> None:
