@@ -118,3 +118,16 @@ registry_devices = Gauge(
     "Devices in the registry by kind; registered=\"false\" are devices seen publishing that no township file lists",
     ["kind", "registered"], registry=REGISTRY,
 )
+
+# --- broadcasts (hub/broadcasts) ---
+broadcast_commands = Counter(
+    "vh_broadcast_commands", "Commands sent to speakers: play, resend (same id, no `received` in time), stop",
+    ["action"], registry=REGISTRY,
+)
+broadcast_deliveries = Counter(
+    "vh_broadcast_deliveries", "Per-speaker deliveries that reached a final state", ["state"], registry=REGISTRY
+)
+broadcast_occurrences = Counter(
+    "vh_broadcast_occurrences", "Broadcast occurrences by fate: fired, or missed (hub down past the grace)",
+    ["status"], registry=REGISTRY,
+)

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from hub import metrics
 from hub.broadcasts.arbiter import Item, decide, next_from_queue
 from hub.broadcasts.model import BUSY_STATES, Delivery, IsOnline, Publisher, may_move
 from hub.topics import Topics
@@ -143,6 +144,7 @@ class Dispatcher:
         payload = (head[:-1] + "," + self._play_tail(d)).encode()
         self._publish(self.topics.cmd(d.device_id), payload, 1, False, None)
         self.sent_count += 1
+        metrics.broadcast_commands.labels(action="resend" if d.send_count else "play").inc()
         d.sent_at = now
         d.send_count += 1
         if d.state in ("pending", "offline"):
@@ -155,6 +157,7 @@ class Dispatcher:
         self.stop_ids[sid] = now
         self._send(device_id, {"id": sid, "action": "stop", "ts": now,
                                "expires_at": now + STOP_TTL_S, "broadcast_id": broadcast_id})
+        metrics.broadcast_commands.labels(action="stop").inc()
 
     # --- arbitration -------------------------------------------------------------
     def serve(self, d: Delivery, now: float) -> str:

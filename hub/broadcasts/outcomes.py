@@ -7,8 +7,15 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
+from hub import metrics
 from hub.broadcasts.dispatch import Change
-from hub.broadcasts.model import EMERGENCY_PRIORITY, AlertSink, EmitPoints, EventSink
+from hub.broadcasts.model import (
+    EMERGENCY_PRIORITY,
+    TERMINAL_STATES,
+    AlertSink,
+    EmitPoints,
+    EventSink,
+)
 from hub.broadcasts.store import BroadcastStore
 from hub.broadcasts.views import summary_of
 from hub.messages import Point
@@ -67,6 +74,8 @@ class Outcomes:
             ])
         for c in moved:
             self._alert(c)
+            if c.delivery.state in TERMINAL_STATES:
+                metrics.broadcast_deliveries.labels(state=c.delivery.state).inc()
         by_occ: dict[str, list[Change]] = {}
         for c in changes:
             by_occ.setdefault(c.delivery.occurrence_id, []).append(c)

@@ -238,6 +238,7 @@ class BroadcastService:
             self.dispatch.add(d)
             if d.reason == "quiet_hours":  # skipped: the village is in its quiet hours
                 self.dispatch.set_state(d, "expired", now)
+        metrics.broadcast_occurrences.labels(status="fired" if fate == "fire" else "missed").inc()
         log.info("broadcast %s occurrence %s %s: %d speakers", bid, occ_id, fate, len(deliveries))
         self.outcomes.event("broadcast", {"id": bid, "title": b.title, "priority": b.spec.priority,
                                   "occurrence_id": occ_id, "status": fate,
