@@ -22,6 +22,7 @@ from hub.topics import Topics
 log = logging.getLogger(__name__)
 
 STOP_TTL_S = 60.0
+PLAYING_TIMEOUT_S = 4 * 3600.0  # a play still `playing` this long after it was sent is given up
 
 
 def new_command_id() -> str:
@@ -257,6 +258,15 @@ class Dispatcher:
                       and self._is_online(d.device_id)):
                     log.info("no received ack from %s for %s; resending", d.device_id, d.command_id)
                     self.send_play(d, now)
+            elif d.state == "received" and now >= d.expires_at + self.ack_timeout_s:
+                # Received but never reported playing before it expired: the speaker is free.
+                self.set_state(d, "expired", now, "not_started")
+                self.release(d.device_id, d.command_id, now)
+            elif (d.state == "playing" and d.sent_at is not None
+                  and now - d.sent_at >= PLAYING_TIMEOUT_S):
+                # Its final ack was lost and no idle heartbeat came: stop waiting for it.
+                self.set_state(d, "failed", now, "no_final_ack")
+                self.release(d.device_id, d.command_id, now)
             elif d.state == "offline" and now >= d.expires_at:
                 self.set_state(d, "expired", now, "offline_until_expiry")
             elif (d.state == "pending" and d.command_id in self._rt(d.device_id).queue

@@ -303,3 +303,18 @@ def test_heartbeat_playing_and_idle_track_the_speaker(rig: Rig) -> None:
     assert rig.svc.now_playing()[0]["broadcast_id"] == bid
     rig.svc.on_speaker_heartbeat("s3", "idle", None, NOON + 60)
     assert rig.states(bid)["s3"] == "done" and rig.svc.now_playing() == []
+
+
+def test_play_stuck_without_final_ack_frees_the_speaker_for_the_next(rig: Rig) -> None:
+    from hub.broadcasts.dispatch import PLAYING_TIMEOUT_S
+
+    first = rig.svc.create(spec(villages=("v02",), valid_for_s=PLAYING_TIMEOUT_S * 2), "op")
+    rig.svc.tick()
+    rig.ack("s3", rig.plays("s3")[0]["id"], "received", "playing")
+    rig.clock.advance(60)
+    rig.svc.create(spec(villages=("v02",), valid_for_s=PLAYING_TIMEOUT_S * 2), "op")
+    rig.svc.tick()
+    assert len(rig.plays("s3")) == 1
+    rig.clock.advance(PLAYING_TIMEOUT_S)
+    rig.svc.tick()
+    assert rig.states(first)["s3"] == "failed" and len(rig.plays("s3")) == 2
