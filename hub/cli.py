@@ -42,11 +42,15 @@ def demo(
     port: Annotated[int, typer.Option(help="HTTP port of the API and wall screen")] = 8000,
     township: Annotated[Path | None, typer.Option(help="township file (default: the bundled sample)")] = None,
     time_scale: Annotated[float, typer.Option(help="simulated clock speed for the camera scenes")] = 60.0,
+    broker: Annotated[str, typer.Option(help="auto (Mosquitto when installed), mosquitto or embedded")] = "auto",
 ) -> None:
     """A whole township on this machine: broker, stores, simulated devices, the wall screen."""
     from hub.demo import run_demo
 
-    run_demo(data_dir=data_dir, port=port, township=township, time_scale=time_scale)
+    if broker not in ("auto", "mosquitto", "embedded"):
+        typer.echo("--broker must be auto, mosquitto or embedded", err=True)
+        raise typer.Exit(2)
+    run_demo(data_dir=data_dir, port=port, township=township, time_scale=time_scale, broker_kind=broker)
 
 
 @token_app.command("create")

@@ -80,7 +80,7 @@ def _schedule_broadcasts(base_url: str, token: str, zone: Any) -> None:
 
 
 def run_demo(*, data_dir: Path | None = None, port: int = 8000, township: Path | None = None,
-             time_scale: float = 60.0) -> None:
+             time_scale: float = 60.0, broker_kind: str = "auto") -> None:
     logging.basicConfig(level=os.environ.get("VH_LOG_LEVEL", "INFO"),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     for noisy in ("amqtt", "transitions", "httpx"):
@@ -94,7 +94,7 @@ def run_demo(*, data_dir: Path | None = None, port: int = 8000, township: Path |
     token = "vh_demo_" + secrets.token_urlsafe(16)
 
     external_broker = os.environ.get("VH_MQTT_URL")
-    broker = None if external_broker else start_demo_broker(data_dir / "broker")
+    broker = None if external_broker else start_demo_broker(data_dir / "broker", broker_kind)
     mqtt_url = external_broker or (broker.url if broker else "")
     protocol = 5 if (broker is None or broker.mqtt_version == 5) else 311
     settings = load_settings(

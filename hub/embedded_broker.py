@@ -139,8 +139,11 @@ class AmqttBroker:
             self._thread.join(10)
 
 
-def start_demo_broker(workdir: Path) -> MosquittoBroker | AmqttBroker:
-    binary = find_mosquitto()
+def start_demo_broker(workdir: Path, prefer: str = "auto") -> MosquittoBroker | AmqttBroker:
+    """`prefer`: auto (Mosquitto when installed), mosquitto, or embedded (amqtt)."""
+    binary = find_mosquitto() if prefer in ("auto", "mosquitto") else None
+    if prefer == "mosquitto" and binary is None:
+        raise RuntimeError("mosquitto is not installed (apt-get install mosquitto)")
     broker: MosquittoBroker | AmqttBroker = MosquittoBroker(binary, workdir) if binary else AmqttBroker()
     broker.start()
     return broker
