@@ -72,6 +72,32 @@ def mosquitto_sub_rate(broker: MosquittoServer, messages: int, timeout: float) -
             "load_error": load.error, "exit_code": sub.returncode, "t_go": t0}
 
 
+def influx_raw_rate(db: InfluxServer, messages: int, batch: int = 5000) -> dict[str, Any]:
+    """InfluxDB's own write rate for the same heartbeat points (hub encoder, batches of `batch`,
+    one HTTP client): what the store allows, with no MQTT and no validation."""
+    import httpx
+
+    from hub.messages import Point
+    from hub.tsdb.lineprotocol import encode_point
+
+    database = "bench_raw"
+    httpx.post(f"{db.url}/query", params={"q": f"CREATE DATABASE {database}"}, timeout=10).raise_for_status()
+    t_base = time.time()
+    lines = [encode_point(Point("heartbeat", {"device": f"raw-{i % DEVICES:05d}", "kind": "camera", "village": "",
+                                              "village_group": ""},
+                                {"seq": i // DEVICES, "fps": 25.0, "bitrate_kbps": 2048, "temp_c": 41.5,
+                                 "uptime_s": 86400, "rssi_dbm": -67, "recording": True, "fw": "2.4.1",
+                                 "interval_s": 30.0, "storage_free_pct": 73.0},
+                                t_base + (i // DEVICES) * 0.001)) for i in range(messages)]
+    with httpx.Client(timeout=60) as client:
+        t0 = time.perf_counter()
+        for k in range(0, len(lines), batch):
+            client.post(f"{db.url}/write", params={"db": database, "precision": "ns"},
+                        content="\n".join(lines[k:k + batch]).encode()).raise_for_status()
+        elapsed = time.perf_counter() - t0
+    return {"rate": messages / elapsed, "elapsed_s": round(elapsed, 3), "batch": batch}
+
+
 class ProbeLatency:
     """Publishes probe heartbeats (unique seq) at `rate`/s and polls InfluxDB until each is there."""
 
@@ -189,6 +215,8 @@ def run(messages: int, workers: list[int | None], latency_s: float, timeout: flo
         assert db is not None
         base = mosquitto_sub_rate(broker, messages, timeout)
         result.details["mosquitto_sub"] = base
+        raw = influx_raw_rate(db, messages)
+        result.details["influx_raw_write"] = raw
         best: dict[str, Any] | None = None
         for w in workers:
             r = hub_run(tmp, broker, db, messages, w, latency_s, timeout)
@@ -207,6 +235,8 @@ def run(messages: int, workers: list[int | None], latency_s: float, timeout: flo
         result.figures += [
             Figure(f"hub heartbeats stored/s (workers={tag})", round(best["rate"]), "msg/s",
                    "mosquitto_sub -q 1", round(base["rate"]), f"ratio >= {TARGET_RATIO}", ratio_ok),
+            Figure(f"hub heartbeats stored/s (workers={tag}) vs the store alone", round(best["rate"]), "msg/s",
+                   "InfluxDB /write, same points, batches of 5000", round(raw["rate"])),
             Figure("publish→queryable p50 at half load", best["latency"].get("p50", -1), "ms",
                    higher_is_better=False),
             Figure("publish→queryable p99 at half load", best["latency"].get("p99", -1), "ms",
