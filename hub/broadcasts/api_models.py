@@ -177,7 +177,8 @@ class OccurrenceOut(BaseModel):
     status: Literal["fired", "missed"]
     note: str
     summary: Summary
-    deliveries: list[DeliveryOut]
+    deliveries: list[DeliveryOut] | None = Field(
+        description="each speaker's delivery; null for occurrences older than `detailed`")
 
 
 class Conflict(BaseModel):

@@ -336,7 +336,9 @@ class BroadcastService:
                  "status": r["status"], "created_at": r["created_at"], "created_by": r["created_by"],
                  "next_at": r["next_at"]} for r in self.store.list_broadcasts(status, limit)]
 
-    def get(self, bid: str, upcoming: int = 5) -> dict[str, Any]:
+    def get(self, bid: str, upcoming: int = 5, detailed: int = 5) -> dict[str, Any]:
+        """One broadcast: every occurrence with its summary; each speaker's delivery for the
+        latest `detailed` occurrences (older ones: `deliveries` is null)."""
         self.flush()
         row = self.store.get_broadcast(bid)
         if row is None:
@@ -347,7 +349,10 @@ class BroadcastService:
         while at is not None and len(nxt) < upcoming:
             nxt.append(at)
             at = rec.next_after(at)
-        return broadcast_view(row, self.store.occurrences(bid), self.store.deliveries(bid),
+        occurrences = self.store.occurrences(bid)
+        shown = [o["id"] for o in occurrences[-detailed:]] if detailed > 0 else []
+        return broadcast_view(row, occurrences, self.store.state_counts(bid),
+                              self.store.deliveries_of_occurrences(shown), self.store.waiting(bid),
                               self.store.audit_log(bid), nxt)
 
     def calendar(self, start: float, end: float) -> list[dict[str, Any]]:

@@ -184,9 +184,23 @@ class BroadcastStore:
             " ON b.id = o.broadcast_id WHERE o.nominal_at BETWEEN ? AND ? ORDER BY o.nominal_at",
             (start, end))
 
-    def deliveries(self, bid: str) -> list[Delivery]:
+    def state_counts(self, bid: str) -> list[sqlite3.Row]:
+        """(occurrence_id, village, state, n) for every occurrence of a broadcast."""
+        return self._all("SELECT occurrence_id, village, state, COUNT(*) AS n FROM deliveries"
+                         " WHERE broadcast_id = ? GROUP BY occurrence_id, village, state", (bid,))
+
+    def deliveries_of_occurrences(self, occurrence_ids: list[str]) -> list[Delivery]:
+        if not occurrence_ids:
+            return []
+        marks = ",".join("?" * len(occurrence_ids))
+        rows = self._all(f"SELECT {_DELIVERY_COLS} FROM deliveries WHERE occurrence_id IN ({marks})"
+                         " ORDER BY device_id", occurrence_ids)
+        return [_delivery(r) for r in rows]
+
+    def waiting(self, bid: str) -> list[Delivery]:
+        """Deliveries of a broadcast waiting behind another one on their speaker."""
         rows = self._all(f"SELECT {_DELIVERY_COLS} FROM deliveries WHERE broadcast_id = ?"
-                         " ORDER BY occurrence_id, device_id", (bid,))
+                         " AND state = 'pending' AND reason LIKE 'waiting_for:%'", (bid,))
         return [_delivery(r) for r in rows]
 
     def deliveries_of_occurrence(self, occurrence_id: str) -> list[Delivery]:

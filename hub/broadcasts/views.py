@@ -16,17 +16,21 @@ def summary_of(counts: Mapping[str, int]) -> dict[str, Any]:
     return {"total": sum(by_state.values()), "done": by_state.get("done", 0), "by_state": by_state}
 
 
-def occurrence_summary(deliveries: Iterable[Delivery]) -> dict[str, Any]:
-    """done / total overall and by village, and the count in each state."""
-    ds = list(deliveries)
-    out = summary_of(Counter(d.state for d in ds))
-    villages: dict[str, dict[str, int]] = defaultdict(lambda: {"done": 0, "total": 0})
-    for d in ds:
-        v = villages[d.village]
-        v["total"] += 1
-        v["done"] += d.state == "done"
-    out["by_village"] = dict(sorted(villages.items()))
-    return out
+def occurrence_summaries(counts: Iterable[sqlite3.Row]) -> dict[str, dict[str, Any]]:
+    """(occurrence_id, village, state, n) rows → per occurrence: done / total overall and by
+    village, and the count in each state."""
+    states: dict[str, Counter[str]] = defaultdict(Counter)
+    villages: dict[str, dict[str, dict[str, int]]] = defaultdict(
+        lambda: defaultdict(lambda: {"done": 0, "total": 0}))
+    for r in counts:
+        occ, village, state, n = r["occurrence_id"], r["village"], r["state"], r["n"]
+        states[occ][state] += n
+        v = villages[occ][village]
+        v["total"] += n
+        if state == "done":
+            v["done"] += n
+    return {occ: {**summary_of(states[occ]), "by_village": dict(sorted(villages[occ].items()))}
+            for occ in states}
 
 
 def delivery_view(d: Delivery) -> dict[str, Any]:
@@ -35,17 +39,16 @@ def delivery_view(d: Delivery) -> dict[str, Any]:
             "due_at": d.due_at, "expires_at": d.expires_at, "send_count": d.send_count}
 
 
-def broadcast_view(row: sqlite3.Row, occurrences: list[sqlite3.Row], deliveries: list[Delivery],
-                   audit: list[sqlite3.Row], upcoming: list[float]) -> dict[str, Any]:
+def broadcast_view(row: sqlite3.Row, occurrences: list[sqlite3.Row], counts: list[sqlite3.Row],
+                   deliveries: list[Delivery], waiting: list[Delivery], audit: list[sqlite3.Row],
+                   upcoming: list[float]) -> dict[str, Any]:
+    """One broadcast; `deliveries` are those of the occurrences shown in detail (the latest)."""
     by_occ: dict[str, list[Delivery]] = defaultdict(list)
     for d in deliveries:
         by_occ[d.occurrence_id].append(d)
+    summaries = occurrence_summaries(counts)
+    empty = {"total": 0, "done": 0, "by_state": {}, "by_village": {}}
     spec = json.loads(row["spec"])
-    conflicts = [
-        {"device": d.device_id, "occurrence_id": d.occurrence_id,
-         "waiting_for": d.reason.split(":", 1)[1]}
-        for d in deliveries if d.state == "pending" and d.reason.startswith("waiting_for:")
-    ]
     return {
         "id": row["id"], "title": row["title"], "priority": row["priority"],
         "status": row["status"], "created_at": row["created_at"], "created_by": row["created_by"],
@@ -57,11 +60,12 @@ def broadcast_view(row: sqlite3.Row, occurrences: list[sqlite3.Row], deliveries:
         "occurrences": [
             {"id": o["id"], "seq": o["seq"], "nominal_at": o["nominal_at"],
              "fired_at": o["fired_at"], "status": o["status"], "note": o["note"],
-             "summary": occurrence_summary(by_occ.get(o["id"], [])),
-             "deliveries": [delivery_view(d) for d in by_occ.get(o["id"], [])]}
+             "summary": summaries.get(o["id"], empty),
+             "deliveries": [delivery_view(d) for d in by_occ[o["id"]]] if o["id"] in by_occ else None}
             for o in occurrences
         ],
-        "conflicts": conflicts,
+        "conflicts": [{"device": d.device_id, "occurrence_id": d.occurrence_id,
+                       "waiting_for": d.reason.split(":", 1)[1]} for d in waiting],
         "audit": [{"ts": a["ts"], "actor": a["actor"], "action": a["action"],
                    "detail": a["detail"]} for a in audit],
     }

@@ -318,3 +318,17 @@ def test_play_stuck_without_final_ack_frees_the_speaker_for_the_next(rig: Rig) -
     rig.clock.advance(PLAYING_TIMEOUT_S)
     rig.svc.tick()
     assert rig.states(first)["s3"] == "failed" and len(rig.plays("s3")) == 2
+
+
+def test_only_the_latest_occurrences_list_each_speaker_older_ones_keep_their_summary(rig: Rig) -> None:
+    bid = rig.svc.create(spec(rrule="FREQ=HOURLY;COUNT=3"), "op")
+    rig.svc.tick()
+    for p in rig.plays("s1") + rig.plays("s2"):
+        rig.ack("s1" if p in rig.plays("s1") else "s2", p["id"], "done")
+    rig.clock.advance(3600)
+    rig.svc.tick()
+    older, latest = rig.svc.get(bid, detailed=1)["occurrences"]
+    assert older["deliveries"] is None and older["summary"]["by_village"] == {
+        "v01": {"done": 2, "total": 2}}
+    assert {d["device"] for d in latest["deliveries"]} == {"s1", "s2"}
+    assert latest["summary"]["by_state"] == {"sent": 2}

@@ -105,9 +105,14 @@ def build_router(service: BroadcastService, viewer: Any, operator: Any) -> APIRo
 
     @router.get("/{broadcast_id}", response_model=BroadcastOut,
                 summary="One broadcast with each occurrence and each speaker's delivery state")
-    def get_one(broadcast_id: str, _: _Principal = Viewer) -> dict[str, Any]:
+    def get_one(
+        broadcast_id: str,
+        detailed: int = Query(5, ge=0, le=100,
+                              description="latest occurrences listed speaker by speaker"),
+        _: _Principal = Viewer,
+    ) -> dict[str, Any]:
         try:
-            return service.get(broadcast_id)
+            return service.get(broadcast_id, detailed=detailed)
         except NotFound:
             raise HTTPException(404, f"unknown broadcast {broadcast_id}") from None
 
@@ -115,7 +120,7 @@ def build_router(service: BroadcastService, viewer: Any, operator: Any) -> APIRo
                  summary="Cancel future occurrences and stop it where it plays")
     def cancel(broadcast_id: str, who: _Principal = Operator) -> dict[str, Any]:
         try:
-            current = service.get(broadcast_id, upcoming=0)
+            current = service.get(broadcast_id, upcoming=0, detailed=0)
         except NotFound:
             raise HTTPException(404, f"unknown broadcast {broadcast_id}") from None
         need_admin_for(current["priority"], who, "cancelling")
