@@ -180,19 +180,19 @@ class Dispatcher:
                 d.reason = reason
                 self.changes.append(Change(d, d.state, now))
         else:
-            if decision.kind == "preempt":
-                assert decision.stop is not None
-                # PROTOCOL §6: a higher-priority play makes the speaker stop the current one
-                # and ack it `preempted`; an explicit `stop` first is optional.
-                if self.stop_before_preempt:
-                    self.send_stop(d.device_id, decision.stop.broadcast_id, now)
-                stopped = self.open.get(decision.stop.command_id)
+            stop = decision.stop
+            # PROTOCOL §6: a higher-priority play makes the speaker stop the current one and
+            # ack it `preempted`; an explicit `stop` first is optional.
+            if stop is not None and self.stop_before_preempt:
+                self.send_stop(d.device_id, stop.broadcast_id, now)
+            self.send_play(d, now)  # if the publisher raises, nothing has changed: next tick retries
+            if stop is not None:
+                stopped = self.open.get(stop.command_id)
                 if stopped is not None:
                     self.set_state(stopped, "preempted", now, f"preempted_by:{d.broadcast_id}")
             rt.queue.discard(d.command_id)
             rt.offline.discard(d.command_id)
             rt.current = d.command_id
-            self.send_play(d, now)
         return decision.kind
 
     def release(self, device_id: str, command_id: str, now: float) -> None:

@@ -332,3 +332,22 @@ def test_only_the_latest_occurrences_list_each_speaker_older_ones_keep_their_sum
         "v01": {"done": 2, "total": 2}}
     assert {d["device"] for d in latest["deliveries"]} == {"s1", "s2"}
     assert latest["summary"]["by_state"] == {"sent": 2}
+
+
+def test_a_publisher_failure_leaves_the_delivery_pending_and_the_next_tick_sends_it(
+        rig: Rig) -> None:
+    real = rig.publish
+    calls = {"n": 0}
+
+    def failing(*a: Any, **k: Any) -> None:
+        calls["n"] += 1
+        raise RuntimeError("MQTT client not started")
+
+    rig.svc.dispatch._publish = failing  # the hub's publisher before MQTT is up
+    bid = rig.svc.create(spec(villages=("v02",)), "op")
+    with pytest.raises(RuntimeError):
+        rig.svc.tick()
+    assert calls["n"] == 1 and rig.states(bid) == {"s3": "pending"}
+    rig.svc.dispatch._publish = real
+    rig.svc.tick()
+    assert len(rig.plays("s3")) == 1 and rig.states(bid) == {"s3": "sent"}
