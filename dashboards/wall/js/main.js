@@ -3,7 +3,7 @@
 import { api, getToken, initToken, onAuthRequired } from "./api.js";
 import { tzOffsetMinutes } from "./fmt.js";
 import { initLang, onLangChange, setLang, getLang, t } from "./i18n.js";
-import { markAllDirty, markDirty, state } from "./state.js";
+import { devicesChanged, markAllDirty, markDirty, renderStats, state } from "./state.js";
 import { LiveStream } from "./stream.js";
 import { initAlarms } from "./panels/alarms.js";
 import { initCameras, onAlarm, onSnapshot, showVillage } from "./panels/cameras.js";
@@ -32,6 +32,7 @@ async function loadDevices() {
   // keep live-only fields (snapshot time) across reloads
   for (const [id, d] of all) { const old = state.devices.get(id); if (old?.snapshot_ts && !d.snapshot_ts) d.snapshot_ts = old.snapshot_ts; }
   state.devices = all;
+  devicesChanged();
 }
 
 /** Today in the township's zone, as Unix seconds [from, to). */
@@ -109,6 +110,7 @@ export function handleEvent(ev) {
       if (!dev) { dev = { id: d.device, kind: d.kind, village: d.village, name: d.device, status: "unknown" }; state.devices.set(d.device, dev); }
       dev.status = d.status;
       dev.presence_reason = d.reason;
+      devicesChanged();
       if (d.status === "online") dev.last_seen = ev.ts;
       markDirty("kpis", "map", "cameras");
       break;
@@ -223,7 +225,7 @@ function boot() {
   document.getElementById("btn-lang").addEventListener("click", () => setLang(getLang() === "zh" ? "en" : "zh"));
   onLangChange(() => { if (state.link === "lost") setLink("lost", null); markAllDirty(); });
   document.addEventListener("keydown", (e) => { if (e.key === "Escape") for (const m of document.querySelectorAll(".modal")) if (m.id !== "login-modal") m.classList.add("hidden"); });
-  window.__vh = { state, handleEvent }; // for tests and the curious
+  window.__vh = { state, handleEvent, renderStats }; // for tests and the curious
   markAllDirty();
   start();
 }

@@ -33,6 +33,9 @@ export function markDirty(...names) {
 
 export function markAllDirty() { markDirty(...renderers.keys()); }
 
+/** Per panel: renders and the slowest one in ms (window.__vh.renderStats, for tuning). */
+export const renderStats = {};
+
 function flush() {
   frame = 0;
   const names = [...dirty];
@@ -40,23 +43,49 @@ function flush() {
   for (const n of names) {
     const fn = renderers.get(n);
     if (!fn) continue;
+    const t0 = performance.now();
     try { fn(); } catch (err) { console.error(`render ${n}`, err); }
+    const ms = performance.now() - t0;
+    const st = (renderStats[n] ||= { count: 0, max_ms: 0, total_ms: 0 });
+    st.count += 1;
+    st.total_ms += ms;
+    st.max_ms = Math.max(st.max_ms, ms);
   }
 }
 
-/** Online/offline/unknown/total per kind, optionally within one village. */
+const zero = () => ({ online: 0, offline: 0, unknown: 0, total: 0 });
+let countIndex = null;
+
+/** Call whenever a device's status changes or the device list is replaced: counts are cached. */
+export function devicesChanged() { countIndex = null; }
+
+function buildIndex() {
+  const byKind = { camera: zero(), speaker: zero() };
+  const byVillage = new Map();
+  for (const d of state.devices.values()) {
+    const k = byKind[d.kind];
+    if (!k) continue;
+    const st = d.status === "online" || d.status === "offline" ? d.status : "unknown";
+    k[st] += 1;
+    k.total += 1;
+    if (!d.village) continue;
+    let v = byVillage.get(d.village);
+    if (!v) { v = { camera: zero(), speaker: zero() }; byVillage.set(d.village, v); }
+    v[d.kind][st] += 1;
+    v[d.kind].total += 1;
+  }
+  return { byKind, byVillage };
+}
+
+/** Online/offline/unknown/total per kind, optionally within one village (one pass, cached). */
 export function countDevices(kind, village) {
-  const c = { online: 0, offline: 0, unknown: 0, total: 0 };
   if (state.devices.size === 0 && state.overview) {
     const src = village ? state.overview.villages?.find((v) => v.id === village)?.[kind] : state.overview.devices?.[kind];
-    return { ...c, ...(src || {}) };
+    return { ...zero(), ...(src || {}) };
   }
-  for (const d of state.devices.values()) {
-    if (d.kind !== kind || (village && d.village !== village)) continue;
-    c.total += 1;
-    c[d.status in c ? d.status : "unknown"] += 1;
-  }
-  return c;
+  countIndex ||= buildIndex();
+  if (!village) return countIndex.byKind[kind] || zero();
+  return countIndex.byVillage.get(village)?.[kind] || zero();
 }
 
 /** Broadcast occurrences today (calendar), or the overview's count when there is no calendar. */

@@ -100,6 +100,8 @@ function render() {
   const alarmDevices = new Set([...state.alerts.values()].filter((a) => a.state === "open").map((a) => a.device_id));
   const now = Date.now() / 1000;
   const list = page ? page.cameras : [];
+  const grid = document.getElementById("camera-grid");
+  layoutGrid(grid, list.length); // reads the box size before any write: no forced layout
   tiles.forEach((el, i) => {
     const d = list[i];
     if (!d) { el.classList.add("hidden"); delete el.dataset.device; return; }
@@ -119,9 +121,7 @@ function render() {
     el.querySelector(".age").textContent = ts ? ago(now - ts) : "";
     if (!th || stale.has(d.id)) wantThumb(d.id);
   });
-  const grid = document.getElementById("camera-grid");
   grid.dataset.village = page?.villages.join(",") ?? "";
-  layoutGrid(grid, list.length);
   const label = document.getElementById("cam-page");
   pausedForAlarm = Boolean(tourOn && page && page.villages.some((v) => alarms.get(v)));
   label.textContent = ps.length ? `${page.villages.map(villageName).join("、")} · ${t("page", { p: pageIndex + 1, n: ps.length })}` : t("no_cameras");

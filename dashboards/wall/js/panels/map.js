@@ -3,6 +3,7 @@
 import { t } from "../i18n.js";
 import { countDevices, openAlerts, openAlertsByVillage, register, state } from "../state.js";
 
+const MANY_VILLAGES = 30; // beyond this, smaller dots and only the labels that fit
 const COLORS = { ok: "#2fe08a", warn: "#ffc53d", bad: "#ff4d5e", unknown: "#6c7b90" };
 let chart = null;
 let hasBoundary = false;
@@ -48,6 +49,7 @@ async function loadBoundary() {
 function render() {
   if (!chart) return;
   const byVillage = openAlertsByVillage();
+  const many = state.villages.length > MANY_VILLAGES;
   const critical = new Map();
   for (const a of openAlerts()) if (a.severity === "critical" && a.village) critical.set(a.village, (critical.get(a.village) || 0) + 1);
   const data = state.villages.filter((v) => Number.isFinite(v.lon) && Number.isFinite(v.lat)).map((v) => {
@@ -57,7 +59,7 @@ function render() {
     const isSel = selected.has(v.id);
     return {
       name: v.name, id: v.id, value: [v.lon, v.lat], cam, spk, alarms, health,
-      symbolSize: 14 + Math.min(18, Math.sqrt(cam.total + spk.total) * 2.5),
+      symbolSize: many ? 8 + Math.min(8, Math.sqrt(cam.total + spk.total)) : 14 + Math.min(18, Math.sqrt(cam.total + spk.total) * 2.5),
       itemStyle: { color: COLORS[health], shadowBlur: health === "bad" ? 20 : 8, shadowColor: COLORS[health],
         borderColor: isSel ? "#ffffff" : "rgba(0,0,0,0)", borderWidth: isSel ? 4 : 0 },
     };
@@ -69,7 +71,7 @@ function render() {
     type: "scatter", data, coordinateSystem: hasBoundary ? "geo" : "cartesian2d",
     label: { show: true, position: "right", color: "#e8f3ff", fontSize: 14,
       formatter: (p) => `${p.data.name} ${p.data.cam.online + p.data.spk.online}/${p.data.cam.total + p.data.spk.total}` },
-    labelLayout: { moveOverlap: "shiftY" },
+    labelLayout: data.length > MANY_VILLAGES ? { hideOverlap: true } : { moveOverlap: "shiftY" },
     emphasis: { scale: 1.4 },
   };
   const alarmRipple = {
