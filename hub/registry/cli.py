@@ -70,6 +70,7 @@ def import_(
     replace: Annotated[bool, typer.Option("--replace", help="remove registered devices, groups and villages the file does not list")] = False,
     fmt: Annotated[Literal["yaml", "csv"] | None, typer.Option("--format", help="override the format guessed from the name")] = None,
     sample: Annotated[bool, typer.Option("--sample", help="import the bundled sample township 示范乡")] = False,
+    check: Annotated[bool, typer.Option("--check", help="check the file against the registry and report what would change; write nothing")] = False,
 ) -> None:
     """Import a township file: all or nothing; errors name the row (CSV) or line (YAML) and field."""
     if sample:
@@ -93,12 +94,13 @@ def import_(
         with _open() as registry:
             try:
                 report = registry.import_township(
-                    town, replace=replace, progress=lambda done, total: bar.update(task, completed=done, total=total)
+                    town, replace=replace, dry_run=check,
+                    progress=lambda done, total: bar.update(task, completed=done, total=total),
                 )
             except RegistryError as exc:
                 bar.stop()
                 _fail(exc.errors, f"{file} does not fit the registry")
-    typer.echo(f"imported {file}: {_report(report)}")
+    typer.echo(f"{'checked (nothing written)' if check else 'imported'} {file}: {_report(report)}")
 
 
 def _read(file: Path) -> bytes:

@@ -411,15 +411,18 @@ class Registry:
         *,
         replace: bool = False,
         progress: Progress | None = None,
+        dry_run: bool = False,
     ) -> ImportReport:
         """Merge (or with `replace=True`, replace) the registry with a township: all or nothing.
 
         `doc` is a parsed Township or a YAML-shaped mapping. With `replace`, registered
         villages, groups and devices missing from the file are removed; unregistered
         devices are always kept. Raises TownshipFileError or RegistryError, changing nothing.
+        `dry_run` checks everything and reports what would change, writing nothing.
         """
         started = time.perf_counter()
         town = doc if isinstance(doc, Township) else township_file.from_mapping(doc)
+        town = dataclasses.replace(town, devices=[replace_registered(d) for d in town.devices])
         with self._lock:
             s = self._snap
             if s.fresh:  # fold them in once, so `s.devices` below is a plain dict, not a merge per use
@@ -431,15 +434,17 @@ class Registry:
             )
             villages.update((v.id, v) for v in town.villages)
             groups.update((g.id, g) for g in town.groups)
-            devices.update((d.id, replace_registered(d)) for d in town.devices)
+            devices.update((d.id, d) for d in town.devices)
             errors = _consistency(villages, groups, devices)
             if errors:
                 raise RegistryError(errors[: township_file.MAX_ERRORS])
-            report = self._apply(s, town, villages, groups, devices, progress)
-            self._snap = _Snapshot(s.version + 1, villages, groups, devices)
-        self._export_counts()
+            report = self._apply(s, town, villages, groups, devices, progress, dry_run)
+            if not dry_run:
+                self._snap = _Snapshot(s.version + 1, villages, groups, devices)
         report = replace_seconds(report, time.perf_counter() - started)
-        log.info("registry: imported township: %s", report)
+        if not dry_run:
+            self._export_counts()
+            log.info("registry: imported township: %s", report)
         return report
 
     def _apply(
@@ -450,6 +455,7 @@ class Registry:
         groups: dict[str, Group],
         devices: dict[str, Device],
         progress: Progress | None,
+        dry_run: bool,
     ) -> ImportReport:
         gone_v = [k for k in s.villages if k not in villages]
         gone_g = [k for k in s.groups if k not in groups]
@@ -481,7 +487,8 @@ class Registry:
                 tick(min(CHUNK, len(new_d) - i))
             tick(len(town.devices) - len(new_d))
 
-        self._write(work)
+        if not dry_run:
+            self._write(work)
         return ImportReport(
             villages_added=sum(v.id not in s.villages for v in town.villages),
             villages_updated=sum(v.id in s.villages for v in new_v),

@@ -196,3 +196,10 @@ def test_openapi_documents_the_import_body_types(api: tuple[TestClient, Registry
     content = spec["paths"]["/api/v1/registry/import"]["post"]["requestBody"]["content"]
     assert set(content) == {"application/yaml", "text/csv", "multipart/form-data"}
     assert "get" not in spec["paths"].get("/api/v1/devices/{device_id}", {})  # the lead's route, not ours
+
+
+def test_dry_run_import_reports_and_writes_nothing(api: tuple[TestClient, Registry]) -> None:
+    client, registry = api
+    r = client.post("/api/v1/registry/import", params={"dry_run": "true"}, content=SAMPLE, headers=as_("admin"))
+    assert r.status_code == 200 and r.json()["devices_added"] == 273
+    assert registry.devices() == [] and registry.villages() == []

@@ -142,3 +142,12 @@ def test_cli_lists_unregistered_devices(runner: CliRunner, tmp_path: Path) -> No
 def test_yaml_written_for_a_synthetic_township_reads_back() -> None:
     town = synthetic_township(50, villages=2, groups_per_village=2)
     assert same(parse_township(to_yaml(town)), town)
+
+
+def test_cli_check_reports_what_would_change_and_writes_nothing(runner: CliRunner, tmp_path: Path) -> None:
+    result = runner.invoke(app, ["import", "--sample", "--check"])
+    assert result.exit_code == 0, result.output
+    assert result.stdout.startswith("checked (nothing written)") and "devices +273" in result.stdout
+    reg = registry_at(tmp_path)
+    assert reg.devices() == []
+    reg.close()

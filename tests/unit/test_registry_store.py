@@ -332,3 +332,15 @@ def test_a_burst_of_new_devices_stays_consistent_across_the_fresh_fold(
     reg = reopen(reg)
     assert len(reg.devices()) == 24
     reg.close()
+
+
+def test_dry_run_reports_the_changes_and_changes_nothing(reg: Registry) -> None:
+    reg.import_township(TOWN)
+    version = reg.version
+    smaller = Township(None, TOWN.villages, TOWN.groups, TOWN.devices[:1])
+    report = reg.import_township(smaller, replace=True, dry_run=True)
+    assert (report.devices_removed, report.devices_unchanged) == (2, 1)
+    assert reg.version == version and len(reg.devices()) == 3
+    reg = reopen(reg)
+    assert len(reg.devices()) == 3
+    reg.close()

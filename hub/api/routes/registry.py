@@ -264,6 +264,7 @@ def build_router(registry: Registry, viewer_dep: Callable[..., Any], admin_dep: 
     async def import_township(
         request: Request,
         replace: Annotated[bool, Query(description="remove registered records the file does not list")] = False,
+        dry_run: Annotated[bool, Query(description="check and report what would change; write nothing")] = False,
         format: Annotated[Literal["yaml", "csv", "json"] | None, Query(description="default: from the content type or the content")] = None,
     ) -> Any:
         """Import a township file, all or nothing (admin)."""
@@ -285,7 +286,7 @@ def build_router(registry: Registry, viewer_dep: Callable[..., Any], admin_dep: 
 
         def work() -> ImportReport:
             town = parse_township(data, fmt=fmt, filename=filename)
-            return registry.import_township(town, replace=replace)
+            return registry.import_township(town, replace=replace, dry_run=dry_run)
 
         try:
             report = await run_in_threadpool(work)
