@@ -23,6 +23,7 @@ from typing import Any, Final
 
 from hub import metrics
 from hub.registry import township_file
+from hub.registry.merge import MergePlan, plan_import
 from hub.registry.model import KINDS, Device, Group, ImportReport, Kind, Township, Village
 from hub.topics import is_valid_id
 
@@ -422,85 +423,49 @@ class Registry:
         """
         started = time.perf_counter()
         town = doc if isinstance(doc, Township) else township_file.from_mapping(doc)
-        town = dataclasses.replace(town, devices=[replace_registered(d) for d in town.devices])
         with self._lock:
             s = self._snap
-            if s.fresh:  # fold them in once, so `s.devices` below is a plain dict, not a merge per use
-                s = _Snapshot(s.version, s.villages, s.groups, s.devices)
-            villages = {} if replace else dict(s.villages)
-            groups = {} if replace else dict(s.groups)
-            devices = (
-                {k: d for k, d in s.devices.items() if not d.registered} if replace else dict(s.devices)
-            )
-            villages.update((v.id, v) for v in town.villages)
-            groups.update((g.id, g) for g in town.groups)
-            devices.update((d.id, d) for d in town.devices)
-            errors = _consistency(villages, groups, devices)
-            if errors:
-                raise RegistryError(errors[: township_file.MAX_ERRORS])
-            report = self._apply(s, town, villages, groups, devices, progress, dry_run)
+            plan = plan_import(s.villages, s.groups, s.devices, town, replace=replace)
+            if plan.errors:
+                raise RegistryError(plan.errors[: township_file.MAX_ERRORS])
             if not dry_run:
-                self._snap = _Snapshot(s.version + 1, villages, groups, devices)
-        report = replace_seconds(report, time.perf_counter() - started)
+                self._write(lambda db: _write_plan(db, plan, progress))
+                self._snap = _Snapshot(s.version + 1, plan.villages, plan.groups, plan.devices)
+        report = dataclasses.replace(plan.report, seconds=round(time.perf_counter() - started, 3))
         if not dry_run:
             self._export_counts()
             log.info("registry: imported township: %s", report)
         return report
 
-    def _apply(
-        self,
-        s: _Snapshot,
-        town: Township,
-        villages: dict[str, Village],
-        groups: dict[str, Group],
-        devices: dict[str, Device],
-        progress: Progress | None,
-        dry_run: bool,
-    ) -> ImportReport:
-        gone_v = [k for k in s.villages if k not in villages]
-        gone_g = [k for k in s.groups if k not in groups]
-        gone_d = [k for k in s.devices if k not in devices]
-        new_v = [v for v in town.villages if s.villages.get(v.id) != v]
-        new_g = [g for g in town.groups if s.groups.get(g.id) != g]
-        new_d = [d for d in town.devices if s.devices.get(d.id) != d]
-        total = len(town.villages) + len(town.groups) + len(town.devices) + len(gone_d)
-        done = 0
 
-        def tick(n: int) -> None:
-            nonlocal done
-            done += n
-            if progress is not None:
-                progress(done, total)
+def _write_plan(db: sqlite3.Connection, plan: MergePlan, progress: Progress | None) -> None:
+    """The plan's rows in chunks (deletes first), reporting progress as it goes."""
+    total = len(plan.delete_devices) + len(plan.upsert_villages) + len(plan.upsert_groups) + len(
+        plan.upsert_devices
+    )
+    done = 0
 
-        def work(db: sqlite3.Connection) -> None:
-            for i in range(0, len(gone_d), CHUNK):
-                chunk = gone_d[i : i + CHUNK]
-                db.executemany("DELETE FROM devices WHERE id = ?", [(k,) for k in chunk])
-                tick(len(chunk))
-            db.executemany("DELETE FROM groups WHERE id = ?", [(k,) for k in gone_g])
-            db.executemany("DELETE FROM villages WHERE id = ?", [(k,) for k in gone_v])
-            db.executemany(_UPSERT_VILLAGE, [_village_row(v) for v in new_v])
-            db.executemany(_UPSERT_GROUP, [(g.id, g.name, g.village) for g in new_g])
-            tick(len(town.villages) + len(town.groups))
-            for i in range(0, len(new_d), CHUNK):
-                db.executemany(_UPSERT_DEVICE, [_device_row(d) for d in new_d[i : i + CHUNK]])
-                tick(min(CHUNK, len(new_d) - i))
-            tick(len(town.devices) - len(new_d))
+    def tick(n: int) -> None:
+        nonlocal done
+        done += n
+        if progress is not None:
+            progress(done, total)
 
-        if not dry_run:
-            self._write(work)
-        return ImportReport(
-            villages_added=sum(v.id not in s.villages for v in town.villages),
-            villages_updated=sum(v.id in s.villages for v in new_v),
-            villages_removed=len(gone_v),
-            groups_added=sum(g.id not in s.groups for g in town.groups),
-            groups_updated=sum(g.id in s.groups for g in new_g),
-            groups_removed=len(gone_g),
-            devices_added=sum(not (d.id in s.devices and s.devices[d.id].registered) for d in new_d),
-            devices_updated=sum(d.id in s.devices and s.devices[d.id].registered for d in new_d),
-            devices_unchanged=len(town.devices) - len(new_d),
-            devices_removed=len(gone_d),
-        )
+    for i in range(0, len(plan.delete_devices), CHUNK):
+        chunk = plan.delete_devices[i : i + CHUNK]
+        db.executemany("DELETE FROM devices WHERE id = ?", [(k,) for k in chunk])
+        tick(len(chunk))
+    db.executemany("DELETE FROM groups WHERE id = ?", [(k,) for k in plan.delete_groups])
+    db.executemany("DELETE FROM villages WHERE id = ?", [(k,) for k in plan.delete_villages])
+    db.executemany(_UPSERT_VILLAGE, [_village_row(v) for v in plan.upsert_villages])
+    db.executemany(_UPSERT_GROUP, [(g.id, g.name, g.village) for g in plan.upsert_groups])
+    tick(len(plan.upsert_villages) + len(plan.upsert_groups))
+    for i in range(0, len(plan.upsert_devices), CHUNK):
+        chunk_d = plan.upsert_devices[i : i + CHUNK]
+        db.executemany(_UPSERT_DEVICE, [_device_row(d) for d in chunk_d])
+        tick(len(chunk_d))
+    if total == 0:
+        tick(0)  # nothing to write: still tell the caller it is done
 
 
 def _count(d: Device | None, delta: int) -> None:
@@ -508,33 +473,5 @@ def _count(d: Device | None, delta: int) -> None:
         metrics.registry_devices.labels(kind=d.kind, registered=str(d.registered).lower()).inc(delta)
 
 
-def replace_registered(d: Device) -> Device:
-    return d if d.registered else dataclasses.replace(d, registered=True)
-
-
-def replace_seconds(report: ImportReport, seconds: float) -> ImportReport:
-    return dataclasses.replace(report, seconds=round(seconds, 3))
-
-
 def _village_row(v: Village) -> tuple[Any, ...]:
     return (v.id, v.name, v.lat, v.lon, v.quiet_hours)
-
-
-def _consistency(
-    villages: Mapping[str, Village], groups: Mapping[str, Group], devices: Mapping[str, Device]
-) -> list[str]:
-    """Every reference resolves and every device's group belongs to its village."""
-    errors = [
-        f"group {g.id!r}: unknown village {g.village!r}" for g in groups.values() if g.village not in villages
-    ]
-    for d in devices.values():
-        if d.village is not None and d.village not in villages:
-            errors.append(f"device {d.id!r}: unknown village {d.village!r}")
-        if d.group is not None:
-            g = groups.get(d.group)
-            if g is None:
-                errors.append(f"device {d.id!r}: unknown group {d.group!r}")
-            elif g.village != d.village:
-                errors.append(f"device {d.id!r}: group {d.group!r} belongs to village {g.village!r}, "
-                              f"not {d.village!r}")
-    return errors
