@@ -11,7 +11,6 @@ process (the `villagehub registry` CLI) within `POLL_S`.
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 import sqlite3
 import threading
@@ -25,6 +24,17 @@ from hub import metrics
 from hub.registry import township_file
 from hub.registry.merge import MergePlan, plan_import
 from hub.registry.model import KINDS, Device, Group, ImportReport, Kind, Township, Village
+from hub.registry.sqlite_rows import (
+    INSERT_NEW_DEVICE,
+    SCHEMA,
+    SELECT_DEVICES,
+    UPSERT_DEVICE,
+    UPSERT_GROUP,
+    UPSERT_VILLAGE,
+    device_row,
+    row_device,
+    village_row,
+)
 from hub.topics import is_valid_id
 
 log = logging.getLogger(__name__)
@@ -33,31 +43,6 @@ Progress = Callable[[int, int], None]  # (done, total)
 POLL_S: Final = 2.0
 FRESH_MAX: Final = 1024
 CHUNK: Final = 5000
-
-_SCHEMA: Final = """
-CREATE TABLE IF NOT EXISTS villages (
-  id TEXT PRIMARY KEY, name TEXT NOT NULL, lat REAL, lon REAL, quiet_hours TEXT
-);
-CREATE TABLE IF NOT EXISTS groups (
-  id TEXT PRIMARY KEY, name TEXT NOT NULL,
-  village TEXT NOT NULL REFERENCES villages(id) DEFERRABLE INITIALLY DEFERRED,
-  UNIQUE (id, village)
-);
-CREATE TABLE IF NOT EXISTS devices (
-  id TEXT PRIMARY KEY, kind TEXT NOT NULL CHECK (kind IN ('camera', 'speaker')),
-  name TEXT NOT NULL,
-  village TEXT REFERENCES villages(id) DEFERRABLE INITIALLY DEFERRED,
-  grp TEXT,
-  lat REAL, lon REAL, tags TEXT NOT NULL DEFAULT '{}', stream_url TEXT,
-  registered INTEGER NOT NULL DEFAULT 1,
-  FOREIGN KEY (grp, village) REFERENCES groups(id, village) DEFERRABLE INITIALLY DEFERRED
-);
-CREATE INDEX IF NOT EXISTS groups_village ON groups (village);
-CREATE INDEX IF NOT EXISTS devices_village ON devices (village);
-CREATE INDEX IF NOT EXISTS devices_group ON devices (grp, village);
-PRAGMA user_version = 1;
-"""
-
 
 class RegistryError(ValueError):
     """A write the registry refuses; each message names the field (`group: unknown group 'x'`)."""
@@ -96,40 +81,6 @@ class _Snapshot:
         yield from self.fresh.values()
 
 
-def _device_row(d: Device) -> tuple[Any, ...]:
-    tags = json.dumps(d.tags, ensure_ascii=False, sort_keys=True) if d.tags else "{}"
-    return (d.id, d.kind, d.name, d.village, d.group, d.lat, d.lon, tags, d.stream_url, int(d.registered))
-
-
-def _row_device(r: tuple[Any, ...]) -> Device:
-    tags = json.loads(r[7]) if r[7] != "{}" else {}
-    return Device(r[0], r[1], r[2], r[3], r[4], r[5], r[6], tags, r[8], bool(r[9]))
-
-
-_UPSERT_DEVICE: Final = (
-    "INSERT INTO devices (id, kind, name, village, grp, lat, lon, tags, stream_url, registered) "
-    "VALUES (?,?,?,?,?,?,?,?,?,?) ON CONFLICT(id) DO UPDATE SET kind=excluded.kind, "
-    "name=excluded.name, village=excluded.village, grp=excluded.grp, lat=excluded.lat, "
-    "lon=excluded.lon, tags=excluded.tags, stream_url=excluded.stream_url, registered=excluded.registered"
-)
-_INSERT_NEW_DEVICE: Final = (
-    "INSERT INTO devices (id, kind, name, village, grp, lat, lon, tags, stream_url, registered) "
-    "VALUES (?,?,?,?,?,?,?,?,?,?) ON CONFLICT(id) DO NOTHING"
-)
-_SELECT_DEVICES: Final = (
-    "SELECT id, kind, name, village, grp, lat, lon, tags, stream_url, registered FROM devices"
-)
-_UPSERT_VILLAGE: Final = (
-    "INSERT INTO villages (id, name, lat, lon, quiet_hours) VALUES (?,?,?,?,?) "
-    "ON CONFLICT(id) DO UPDATE SET name=excluded.name, lat=excluded.lat, lon=excluded.lon, "
-    "quiet_hours=excluded.quiet_hours"
-)
-_UPSERT_GROUP: Final = (
-    "INSERT INTO groups (id, name, village) VALUES (?,?,?) "
-    "ON CONFLICT(id) DO UPDATE SET name=excluded.name, village=excluded.village"
-)
-
-
 class Registry:
     """Villages, groups and devices. Thread-safe; reads are lock-free dictionary look-ups."""
 
@@ -142,7 +93,7 @@ class Registry:
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.execute("PRAGMA busy_timeout=10000")
         self._db.execute("PRAGMA foreign_keys=ON")
-        self._db.executescript(_SCHEMA)
+        self._db.executescript(SCHEMA)
         self._snap = _Snapshot(0)
         self._data_version = -1
         self._stop = threading.Event()
@@ -199,7 +150,7 @@ class Registry:
                 "SELECT id, name, lat, lon, quiet_hours FROM villages ORDER BY id")}
             groups = {r[0]: Group(r[0], r[2], r[1]) for r in db.execute(
                 "SELECT id, name, village FROM groups ORDER BY id")}
-            devices = {r[0]: _row_device(r) for r in db.execute(f"{_SELECT_DEVICES} ORDER BY id")}
+            devices = {r[0]: row_device(r) for r in db.execute(f"{SELECT_DEVICES} ORDER BY id")}
             (self._data_version,) = db.execute("PRAGMA data_version").fetchone()
             self._snap = _Snapshot(self._snap.version + 1, villages, groups, devices)
         self._export_counts()
@@ -265,7 +216,7 @@ class Registry:
         if errors:
             raise RegistryError(errors)
         with self._lock:
-            self._write(lambda db: db.execute(_UPSERT_VILLAGE, _village_row(village)))
+            self._write(lambda db: db.execute(UPSERT_VILLAGE, village_row(village)))
             self._commit_snapshot(villages={village.id: village})
         return village
 
@@ -285,7 +236,7 @@ class Registry:
                     )
             if errors:
                 raise RegistryError(errors)
-            self._write(lambda db: db.execute(_UPSERT_GROUP, (group.id, group.name, group.village)))
+            self._write(lambda db: db.execute(UPSERT_GROUP, (group.id, group.name, group.village)))
             self._commit_snapshot(groups={group.id: group})
         return group
 
@@ -296,7 +247,7 @@ class Registry:
             device, errors = self._check_device(device)
             if errors:
                 raise RegistryError(errors)
-            self._write(lambda db: db.execute(_UPSERT_DEVICE, _device_row(device)))
+            self._write(lambda db: db.execute(UPSERT_DEVICE, device_row(device)))
             self._commit_snapshot(devices={device.id: device})
         return device
 
@@ -327,11 +278,11 @@ class Registry:
             stored: list[Device] = []
 
             def work(db: sqlite3.Connection) -> None:
-                if db.execute(_INSERT_NEW_DEVICE, _device_row(device)).rowcount == 1:
+                if db.execute(INSERT_NEW_DEVICE, device_row(device)).rowcount == 1:
                     stored.append(device)
                 else:  # written elsewhere since our snapshot: keep theirs
-                    row = db.execute(f"{_SELECT_DEVICES} WHERE id = ?", (device_id,)).fetchone()
-                    stored.append(_row_device(row))
+                    row = db.execute(f"{SELECT_DEVICES} WHERE id = ?", (device_id,)).fetchone()
+                    stored.append(row_device(row))
 
             self._write(work)
             if stored[0] is not device:
@@ -457,12 +408,12 @@ def _write_plan(db: sqlite3.Connection, plan: MergePlan, progress: Progress | No
         tick(len(chunk))
     db.executemany("DELETE FROM groups WHERE id = ?", [(k,) for k in plan.delete_groups])
     db.executemany("DELETE FROM villages WHERE id = ?", [(k,) for k in plan.delete_villages])
-    db.executemany(_UPSERT_VILLAGE, [_village_row(v) for v in plan.upsert_villages])
-    db.executemany(_UPSERT_GROUP, [(g.id, g.name, g.village) for g in plan.upsert_groups])
+    db.executemany(UPSERT_VILLAGE, [village_row(v) for v in plan.upsert_villages])
+    db.executemany(UPSERT_GROUP, [(g.id, g.name, g.village) for g in plan.upsert_groups])
     tick(len(plan.upsert_villages) + len(plan.upsert_groups))
     for i in range(0, len(plan.upsert_devices), CHUNK):
         chunk_d = plan.upsert_devices[i : i + CHUNK]
-        db.executemany(_UPSERT_DEVICE, [_device_row(d) for d in chunk_d])
+        db.executemany(UPSERT_DEVICE, [device_row(d) for d in chunk_d])
         tick(len(chunk_d))
     if total == 0:
         tick(0)  # nothing to write: still tell the caller it is done
@@ -471,7 +422,3 @@ def _write_plan(db: sqlite3.Connection, plan: MergePlan, progress: Progress | No
 def _count(d: Device | None, delta: int) -> None:
     if d is not None:
         metrics.registry_devices.labels(kind=d.kind, registered=str(d.registered).lower()).inc(delta)
-
-
-def _village_row(v: Village) -> tuple[Any, ...]:
-    return (v.id, v.name, v.lat, v.lon, v.quiet_hours)
