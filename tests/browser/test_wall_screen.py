@@ -120,7 +120,7 @@ def test_operator_schedules_a_broadcast_and_sees_its_delivery_progress(page: Any
     page.check(f'#target-tree input[name=village][value="{village["id"]}"]')
     page.click("#bc-submit")
     page.wait_for_function("() => document.querySelector('#bc-ok').textContent.length > 0", timeout=5000)
-    bid = re.search(r"(\S+)$", page.inner_text("#bc-ok")).group(1)  # type: ignore[union-attr]
+    bid = page.get_attribute("#bc-ok", "data-broadcast")
     row = f'#now-playing li[data-broadcast="{bid}"]'
     page.wait_for_selector(row, timeout=10000)
     page.wait_for_function(
@@ -167,6 +167,27 @@ def test_camera_tiles_keep_their_thumbnails_through_a_flood_of_snapshots(page: A
     page.wait_for_function(f"({all_images})()", timeout=5000)
     ages = page.eval_on_selector_all("#camera-grid .tile:not(.hidden) .age", "els => els.map(e => e.textContent)")
     assert ages and all(a.endswith("秒前") for a in ages), ages
+
+
+def test_operator_enlarges_a_camera_and_gets_a_fresh_snapshot_on_request(page: Any, hub: RunningHub) -> None:
+    cam = first_camera_of_a_village(hub)
+    open_wall(page, hub, token=hub.operator_token)
+    page.select_option("#cam-village", cam["village"])
+    page.click(f'#camera-grid .tile[data-device="{cam["id"]}"]')
+    page.wait_for_selector("#cam-modal:not(.hidden)")
+    assert cam["name"] in page.inner_text("#cam-modal-title")
+    page.wait_for_function("id => document.querySelector('#cam-modal-info').textContent.includes(id)", arg=cam["id"])
+    page.wait_for_function("() => document.querySelector('#cam-modal-img').naturalWidth > 0", timeout=int(SNAPSHOT_WAIT_S * 1000))
+    first = page.get_attribute("#cam-modal-img", "src")
+    page.click("#cam-modal-snap")
+    page.wait_for_selector("#toast:not(.hidden)")
+    assert page.inner_text("#toast") == "已请求抓拍"
+    # the camera answers the command; its snapshot replaces the enlarged one
+    page.wait_for_function("old => { const i = document.querySelector('#cam-modal-img');"
+                           " return i.src !== old && i.naturalWidth > 0; }", arg=first, timeout=10000)
+    assert re.search(r"[0-9]+秒前", page.inner_text("#cam-modal-meta"))
+    page.keyboard.press("Escape")
+    assert page.is_hidden("#cam-modal")
 
 
 def test_a_burst_of_500_presence_changes_renders_each_panel_once(page: Any, hub: RunningHub) -> None:
@@ -247,7 +268,7 @@ def test_emergency_broadcast_needs_a_confirmation_step(page: Any, hub: RunningHu
     page.click("#bc-emergency")
     page.click("#confirm-go")
     page.wait_for_function("() => document.querySelector('#bc-ok').textContent.length > 0", timeout=5000)
-    bid = page.inner_text("#bc-ok").split()[-1]
+    bid = page.get_attribute("#bc-ok", "data-broadcast")
     created = hub.get(f"/api/v1/broadcasts/{bid}")
     assert created["priority"] == 9 and created["title"] == "紧急疏散演练"
     page.wait_for_selector(f'#now-playing li[data-broadcast="{bid}"] .prio.emergency', timeout=10000)

@@ -213,6 +213,7 @@ export function onSnapshot(data) {
   snapTimes.set(data.device, data.ts);
   if (thumbs.has(data.device)) stale.add(data.device);
   if (visibleIds().has(data.device)) markDirty("cameras");
+  if (modalDevice === data.device) showLatest(data.device); // e.g. the answer to 立即抓拍
 }
 
 /** A new alarm: the tour jumps to its village. */
@@ -248,6 +249,21 @@ function advance() {
 // ---------- enlarged view ----------
 let modalDevice = null;
 let modalChart = null;
+let modalUrl = null;
+
+function showLatest(id) {
+  const img = document.getElementById("cam-modal-img");
+  const meta = document.getElementById("cam-modal-meta");
+  fetchImage(`/devices/${encodeURIComponent(id)}/snapshot`).then(({ url, ts }) => {
+    if (modalDevice !== id) { URL.revokeObjectURL(url); return; }
+    if (modalUrl) URL.revokeObjectURL(modalUrl);
+    modalUrl = url;
+    img.src = url;
+    for (const f of document.getElementById("cam-modal-history").children) f.classList.remove("active");
+    const when = ts ?? snapTimes.get(id) ?? null;
+    meta.textContent = when ? `${fmtDateTime(when)} · ${ago(Date.now() / 1000 - when)}` : "";
+  }).catch(() => { if (modalDevice === id && !img.src) meta.textContent = t("no_image"); });
+}
 
 async function openCamera(id) {
   modalDevice = id;
@@ -255,16 +271,9 @@ async function openCamera(id) {
   modal.classList.remove("hidden");
   const d = state.devices.get(id) || { id };
   document.getElementById("cam-modal-title").textContent = `${villageName(d.village)} · ${d.name || id}`;
-  const img = document.getElementById("cam-modal-img");
-  img.removeAttribute("src");
+  document.getElementById("cam-modal-img").removeAttribute("src");
   document.getElementById("cam-modal-meta").textContent = "";
-  fetchImage(`/devices/${encodeURIComponent(id)}/snapshot`).then(({ url, ts }) => {
-    if (modalDevice !== id) { URL.revokeObjectURL(url); return; }
-    if (img.src.startsWith("blob:")) URL.revokeObjectURL(img.src);
-    img.src = url;
-    const when = ts ?? snapshotTs(d);
-    document.getElementById("cam-modal-meta").textContent = when ? `${fmtDateTime(when)} · ${ago(Date.now() / 1000 - when)}` : "";
-  }).catch(() => { document.getElementById("cam-modal-meta").textContent = t("no_image"); });
+  showLatest(id);
   const info = document.getElementById("cam-modal-info");
   const row = (k, v) => `<dt>${esc(t(k))}</dt><dd>${esc(v ?? "—")}</dd>`;
   const fill = (x) => {
@@ -334,12 +343,11 @@ export function initCameras() {
     try { await api(`/devices/${encodeURIComponent(modalDevice)}/snapshot-request`, { method: "POST" }); toast(t("snapshot_requested")); }
     catch (err) { toast(t("error", { msg: err.message }), true); }
   });
+  const close = () => { document.getElementById("cam-modal").classList.add("hidden"); modalDevice = null; };
   document.getElementById("cam-modal").addEventListener("click", (e) => {
-    if (e.target.id === "cam-modal" || e.target.hasAttribute("data-close")) {
-      document.getElementById("cam-modal").classList.add("hidden");
-      modalDevice = null;
-    }
+    if (e.target.id === "cam-modal" || e.target.hasAttribute("data-close")) close();
   });
+  document.addEventListener("keydown", (e) => { if (e.key === "Escape" && modalDevice) close(); });
   window.addEventListener("resize", () => { lastLayout = ""; markDirty("cameras"); });
   register("cameras", render);
   return () => clearInterval(tourTimer);

@@ -104,8 +104,15 @@ async function send(body) {
   if (!hasTargets(body)) { err.textContent = t("bc_no_targets"); return; }
   try {
     const created = await api("/broadcasts", { method: "POST", body });
-    ok.textContent = t("bc_created", { id: created?.id ?? "" });
-    toast(t("bc_created", { id: created?.id ?? "" }));
+    const id = created?.id ?? "";
+    ok.dataset.broadcast = id;
+    ok.textContent = t("bc_created", { id });
+    toast(t("bc_created", { id }));
+    // say when it will first play (quiet hours may postpone a routine broadcast)
+    api(`/broadcasts/${encodeURIComponent(id)}`).then((b) => {
+      const at = b?.next_at ?? b?.upcoming?.[0];
+      if (at && at - Date.now() / 1000 > 60 && ok.dataset.broadcast === id) ok.textContent = t("bc_created_at", { id, at: fmtDateTime(at) });
+    }).catch(() => {});
     refreshOverview();
     loadList();
   } catch (e) {
