@@ -13,7 +13,8 @@ For each fleet size, in one run:
     uvicorn, on the system clock, scheduler thread running;
   * quiet hours are switched off (the bench may run at night, Asia/Shanghai);
   * baseline: a plain paho client publishing the same number of QoS 1 messages of the same
-    size to the same topics, timed the same way (send start → arrival at the subscriber).
+    size to the same topics, timed the same way (send start → arrival at the subscriber);
+  * one warm-up round of each, then baseline and hub rounds alternate (same machine load).
 
 Latency of one speaker = arrival time of its play − time the POST was sent (CLOCK_MONOTONIC,
 shared by both processes). Prints one JSON object.
@@ -68,11 +69,11 @@ def speakers_process(port: int, ids: list[str], clients: int, conn: Connection) 
         with lock:
             arrivals.append(t)
         # Every message is acked the same way (baseline too), so both runs load the
-        # speakers' side equally; baseline acks have no one listening.
+        # speakers' side equally; baseline acks go to a topic no one listens to.
         cmd = json.loads(msg.payload)
         device = msg.topic.split("/")[-2]
-        c.publish(f"{ROOT}/dev/{device}/ack",
-                  json.dumps({"id": cmd["id"], "state": "done", "ts": time.time()}), qos=1)
+        topic = f"{ROOT}/dev/{device}/ack" if cmd["action"] == "play" else f"bench/{device}/ack"
+        c.publish(topic, json.dumps({"id": cmd["id"], "state": "done", "ts": time.time()}), qos=1)
 
     for n, share in enumerate(shares):
         c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"bench-speakers-{n}",
@@ -148,28 +149,6 @@ def run_size(n: int, rounds: int, clients: int) -> dict[str, Any]:
             got: list[float] = parent.recv()
             return got
 
-        # Baseline: a plain paho client publishing n QoS 1 messages of the play's size.
-        plain = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="bench-plain",
-                            protocol=mqtt.MQTTv5)
-        plain.max_inflight_messages_set(1000)
-        plain.connect("127.0.0.1", port)
-        plain.loop_start()
-        body = json.dumps({"id": "0" * 32, "action": "stop", "ts": time.time(),
-                           "expires_at": time.time() + 1800, "priority": 3, "volume": 70,
-                           "repeat": 1, "media": {"type": "tts", "text": "天干物燥，小心火烛。",
-                                                  "lang": "zh"}}).encode()
-        base: list[float] = []
-        publish_s: list[float] = []
-        for _ in range(rounds):
-            t0 = time.monotonic()
-            for d in ids:
-                info = plain.publish(f"{ROOT}/dev/{d}/cmd", body, qos=1)
-            info.wait_for_publish(60)
-            publish_s.append(time.monotonic() - t0)
-            base += [t - t0 for t in collect()]
-        plain.disconnect()
-        plain.loop_stop()
-
         # The hub: service + link + HTTP API.
         clock = SystemClock()
         link = BroadcastLink(url, clock, root=ROOT, client_id="bench-hub")
@@ -182,22 +161,59 @@ def run_size(n: int, rounds: int, clients: int) -> dict[str, Any]:
         app = FastAPI()
         app.include_router(build_router(svc, admin, admin))
         server, http_port = serve(app)
+        # Baseline: a plain paho client publishing n QoS 1 messages of the play's size.
+        plain = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="bench-plain",
+                            protocol=mqtt.MQTTv5)
+        plain.max_inflight_messages_set(1000)
+        plain.connect("127.0.0.1", port)
+        plain.loop_start()
+        body = json.dumps({"id": "0" * 32, "action": "stop", "ts": time.time(),
+                           "expires_at": time.time() + 1800, "priority": 3, "volume": 70,
+                           "repeat": 1, "media": {"type": "tts", "text": "天干物燥，小心火烛。",
+                                                  "lang": "zh"}}).encode()
+
+        def plain_round() -> tuple[list[float], float]:
+            t0 = time.monotonic()
+            for d in ids:
+                info = plain.publish(f"{ROOT}/dev/{d}/cmd", body, qos=1)
+            info.wait_for_publish(60)
+            sent = time.monotonic() - t0
+            return [t - t0 for t in collect()], sent
+
+        def hub_round(http: httpx.Client, r: int) -> tuple[list[float], float, float]:
+            t0 = time.monotonic()
+            resp = http.post("/api/v1/broadcasts", json={
+                "title": f"bench {r}", "media": {"type": "tts", "text": "天干物燥，小心火烛。"},
+                "targets": {"all": True}, "priority": 3})
+            answered = time.monotonic() - t0
+            resp.raise_for_status()
+            got = [t - t0 for t in collect()]
+            deadline = time.monotonic() + 120
+            while svc.dispatch.open and time.monotonic() < deadline:
+                time.sleep(0.01)
+            return got, answered, time.monotonic() - t0
+
+        base: list[float] = []
         hub: list[float] = []
+        publish_s: list[float] = []
         api_s: list[float] = []
         done_s: list[float] = []
+        per_round: list[dict[str, float]] = []
         with httpx.Client(base_url=f"http://127.0.0.1:{http_port}", timeout=60) as http:
-            for r in range(rounds):
-                t0 = time.monotonic()
-                resp = http.post("/api/v1/broadcasts", json={
-                    "title": f"bench {r}", "media": {"type": "tts", "text": "天干物燥，小心火烛。"},
-                    "targets": {"all": True}, "priority": 3})
-                api_s.append(time.monotonic() - t0)
-                resp.raise_for_status()
-                hub += [t - t0 for t in collect()]
-                deadline = time.monotonic() + 120
-                while svc.dispatch.open and time.monotonic() < deadline:
-                    time.sleep(0.01)
-                done_s.append(time.monotonic() - t0)
+            plain_round()  # warm-up (not counted): connections, caches, first SQLite pages
+            hub_round(http, -1)
+            for r in range(rounds):  # alternate, so both see the same machine load
+                b, sent = plain_round()
+                h, answered, done = hub_round(http, r)
+                base += b
+                hub += h
+                publish_s.append(sent)
+                api_s.append(answered)
+                done_s.append(done)
+                per_round.append({"plain_max_ms": round(max(b) * 1000, 1),
+                                  "hub_max_ms": round(max(h) * 1000, 1)})
+        plain.disconnect()
+        plain.loop_stop()
         server.should_exit = True
         svc.stop()
         link.stop()
@@ -210,6 +226,7 @@ def run_size(n: int, rounds: int, clients: int) -> dict[str, Any]:
                                    "publish_all_s_median": round(statistics.median(publish_s), 3)},
             "api_response_ms_median": round(statistics.median(api_s) * 1000, 1),
             "all_acked_done_s_median": round(statistics.median(done_s), 3),
+            "per_round": per_round,
         }
 
 
