@@ -310,15 +310,25 @@ class Registry:
         return d, errors
 
     def _write(self, work: Callable[[sqlite3.Connection], object]) -> None:
+        """One transaction. Another process's commit since our last look is not lost: the
+        next `refresh()` reloads; one that makes this write inconsistent refuses it."""
         db = self._db
         db.execute("BEGIN IMMEDIATE")
         try:
+            (before,) = db.execute("PRAGMA data_version").fetchone()
             work(db)
             db.execute("COMMIT")
+        except sqlite3.IntegrityError:
+            db.execute("ROLLBACK")
+            self._reload()
+            raise RegistryError(["registry: changed by another process meanwhile; try again"]) from None
         except BaseException:
             db.execute("ROLLBACK")
             raise
+        outside_change = before != self._data_version
         (self._data_version,) = db.execute("PRAGMA data_version").fetchone()
+        if outside_change:
+            self._data_version = -1  # `refresh()` (the poller) reloads
 
     def _add_fresh(self, device: Device) -> None:
         s = self._snap

@@ -344,3 +344,23 @@ def test_dry_run_reports_the_changes_and_changes_nothing(reg: Registry) -> None:
     reg = reopen(reg)
     assert len(reg.devices()) == 3
     reg.close()
+
+
+def test_a_write_after_an_unseen_outside_change_does_not_hide_it(reg: Registry) -> None:
+    reg.import_township(TOWN)
+    other = Registry(reg.path)
+    other.upsert_device(Device("cam-cli", "camera", "CLI", "lijia"))
+    other.close()
+    reg.upsert_device(Device("cam-api", "camera", "API", "lijia"))  # before this registry polled
+    assert reg.refresh() is True
+    assert reg.get("cam-cli") is not None and reg.get("cam-api") is not None
+
+
+def test_a_write_made_inconsistent_by_another_process_is_refused_cleanly(reg: Registry) -> None:
+    reg.import_township(TOWN)
+    other = Registry(reg.path)
+    other.import_township(Township(None, TOWN.villages[1:], TOWN.groups[1:], TOWN.devices[2:]), replace=True)
+    other.close()
+    with pytest.raises(RegistryError, match="changed by another process"):
+        reg.upsert_device(Device("cam-x", "camera", "x", "lijia"))  # lijia is gone
+    assert reg.get_village("lijia") is None  # reloaded
