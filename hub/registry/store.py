@@ -259,6 +259,37 @@ class Registry:
             self._commit_snapshot(removed=(device_id,))
         return True
 
+    def delete_group(self, group_id: str) -> bool:
+        """Remove an empty group; refused (RegistryError) while devices belong to it."""
+        with self._lock:
+            s = self._snap
+            if group_id not in s.groups:
+                return False
+            members = [d.id for d in s.values() if d.group == group_id]
+            if members:
+                raise RegistryError([f"group: {group_id!r} still has {len(members)} device(s), e.g. "
+                                     f"{members[0]!r}; move or remove them first"])
+            self._write(lambda db: db.execute("DELETE FROM groups WHERE id = ?", (group_id,)))
+            groups = {k: g for k, g in s.groups.items() if k != group_id}
+            self._snap = _Snapshot(s.version + 1, s.villages, groups, s.base, s.fresh)
+        return True
+
+    def delete_village(self, village_id: str) -> bool:
+        """Remove a village without groups or devices; refused (RegistryError) otherwise."""
+        with self._lock:
+            s = self._snap
+            if village_id not in s.villages:
+                return False
+            used = [g.id for g in s.groups.values() if g.village == village_id]
+            used += [d.id for d in s.values() if d.village == village_id]
+            if used:
+                raise RegistryError([f"village: {village_id!r} still has {len(used)} group(s) or "
+                                     f"device(s), e.g. {used[0]!r}; move or remove them first"])
+            self._write(lambda db: db.execute("DELETE FROM villages WHERE id = ?", (village_id,)))
+            villages = {k: v for k, v in s.villages.items() if k != village_id}
+            self._snap = _Snapshot(s.version + 1, villages, s.groups, s.base, s.fresh)
+        return True
+
     def note_unregistered(self, device_id: str, kind: Kind) -> Device:
         """A device that publishes but is not registered: kept as `registered=False`, never dropped.
 

@@ -203,3 +203,16 @@ def test_dry_run_import_reports_and_writes_nothing(api: tuple[TestClient, Regist
     r = client.post("/api/v1/registry/import", params={"dry_run": "true"}, content=SAMPLE, headers=as_("admin"))
     assert r.status_code == 200 and r.json()["devices_added"] == 273
     assert registry.devices() == [] and registry.villages() == []
+
+
+def test_admin_deletes_only_empty_groups_and_villages(api: tuple[TestClient, Registry]) -> None:
+    client, registry = api
+    client.post("/api/v1/registry/import", content=SAMPLE, headers=as_("admin"))
+    r = client.delete("/api/v1/groups/lijia-g1", headers=as_("admin"))
+    assert r.status_code == 409 and "still has" in r.json()["detail"]
+    assert client.delete("/api/v1/villages/lijia", headers=as_("admin")).status_code == 409
+    assert client.delete("/api/v1/groups/nope", headers=as_("admin")).status_code == 404
+    assert client.delete("/api/v1/villages/lijia", headers=as_("viewer")).status_code == 403
+    client.put("/api/v1/villages/empty", json={"name": "空村"}, headers=as_("admin"))
+    assert client.delete("/api/v1/villages/empty", headers=as_("admin")).status_code == 204
+    assert registry.get_village("empty") is None

@@ -364,3 +364,18 @@ def test_a_write_made_inconsistent_by_another_process_is_refused_cleanly(reg: Re
     with pytest.raises(RegistryError, match="changed by another process"):
         reg.upsert_device(Device("cam-x", "camera", "x", "lijia"))  # lijia is gone
     assert reg.get_village("lijia") is None  # reloaded
+
+
+def test_only_empty_groups_and_villages_can_be_deleted(reg: Registry) -> None:
+    reg.import_township(TOWN)
+    with pytest.raises(RegistryError, match="group: 'lijia-g1' still has 1 device"):
+        reg.delete_group("lijia-g1")
+    with pytest.raises(RegistryError, match="village: 'lijia' still has 3 group"):
+        reg.delete_village("lijia")
+    reg.delete_device("cam-1")
+    assert reg.delete_group("lijia-g1") is True and reg.delete_group("lijia-g1") is False
+    reg.delete_device("spk-1")
+    assert reg.delete_village("lijia") is True and reg.delete_village("lijia") is False
+    reg = reopen(reg)
+    assert [v.id for v in reg.villages()] == ["wangzhuang"] and [g.id for g in reg.groups()] == ["wangzhuang-g1"]
+    reg.close()

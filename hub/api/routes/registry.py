@@ -139,6 +139,19 @@ def build_router(registry: Registry, viewer_dep: Callable[..., Any], admin_dep: 
         by_village, by_group = counts()
         return village_out(v, by_village, by_group)
 
+    @router.delete("/villages/{village_id}", dependencies=admin, status_code=status.HTTP_204_NO_CONTENT,
+                   responses={404: {"description": "no such village"},
+                              409: {"description": "the village still has groups or devices"}})
+    def delete_village(village_id: str) -> Response:
+        """Remove an empty village (admin)."""
+        try:
+            removed = registry.delete_village(village_id)
+        except RegistryError as exc:
+            raise HTTPException(status.HTTP_409_CONFLICT, "; ".join(exc.errors)) from None
+        if not removed:
+            raise HTTPException(status.HTTP_404_NOT_FOUND, f"no village {village_id}")
+        return Response(status_code=status.HTTP_204_NO_CONTENT)
+
     @router.get("/groups", dependencies=viewer, response_model=list[GroupOut])
     def list_groups(village: Annotated[str | None, Query(description="only this village's groups")] = None) -> list[GroupOut]:
         """村民组, each with its village and device counts."""
@@ -157,6 +170,19 @@ def build_router(registry: Registry, viewer_dep: Callable[..., Any], admin_dep: 
             return _unprocessable(exc.errors)
         _, by_group = counts()
         return group_out(g, by_group)
+
+    @router.delete("/groups/{group_id}", dependencies=admin, status_code=status.HTTP_204_NO_CONTENT,
+                   responses={404: {"description": "no such group"},
+                              409: {"description": "the group still has devices"}})
+    def delete_group(group_id: str) -> Response:
+        """Remove an empty group (admin)."""
+        try:
+            removed = registry.delete_group(group_id)
+        except RegistryError as exc:
+            raise HTTPException(status.HTTP_409_CONFLICT, "; ".join(exc.errors)) from None
+        if not removed:
+            raise HTTPException(status.HTTP_404_NOT_FOUND, f"no group {group_id}")
+        return Response(status_code=status.HTTP_204_NO_CONTENT)
 
     @router.put("/devices/{device_id}", dependencies=admin, response_model=DeviceOut,
                 responses={201: {"description": "newly registered"},
