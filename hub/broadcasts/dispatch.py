@@ -22,6 +22,9 @@ from hub.topics import Topics
 log = logging.getLogger(__name__)
 
 STOP_TTL_S = 60.0
+_PLAYED = metrics.broadcast_commands.labels(action="play")
+_RESENT = metrics.broadcast_commands.labels(action="resend")
+_STOPPED = metrics.broadcast_commands.labels(action="stop")
 PLAYING_TIMEOUT_S = 4 * 3600.0  # a play still `playing` this long after it was sent is given up
 
 
@@ -140,12 +143,13 @@ class Dispatcher:
         return tail
 
     def send_play(self, d: Delivery, now: float) -> None:
-        head = json.dumps({"id": d.command_id, "action": "play", "ts": now,
-                           "expires_at": d.expires_at}, separators=(",", ":"))
-        payload = (head[:-1] + "," + self._play_tail(d)).encode()
+        # The command id is hex (ours) and the times are floats: no JSON escaping needed.
+        head = (f'{{"id":"{d.command_id}","action":"play","ts":{float(now)!r},'
+                f'"expires_at":{float(d.expires_at)!r},')
+        payload = (head + self._play_tail(d)).encode()
         self._publish(self.topics.cmd(d.device_id), payload, 1, False, None)
         self.sent_count += 1
-        metrics.broadcast_commands.labels(action="resend" if d.send_count else "play").inc()
+        (_RESENT if d.send_count else _PLAYED).inc()
         d.sent_at = now
         d.send_count += 1
         if d.state in ("pending", "offline"):
@@ -158,7 +162,7 @@ class Dispatcher:
         self.stop_ids[sid] = now
         self._send(device_id, {"id": sid, "action": "stop", "ts": now,
                                "expires_at": now + STOP_TTL_S, "broadcast_id": broadcast_id})
-        metrics.broadcast_commands.labels(action="stop").inc()
+        _STOPPED.inc()
 
     # --- arbitration -------------------------------------------------------------
     def serve(self, d: Delivery, now: float) -> str:

@@ -21,7 +21,8 @@ from hub.broadcasts.views import summary_of
 from hub.messages import Point
 
 UNDELIVERED = frozenset({"offline", "expired", "failed", "rejected", "preempted"})
-EVENT_CHANGES_MAX = 100  # list individual speakers in a `delivery` event up to this many
+EVENT_CHANGES_MAX = 100
+_FINAL = {state: metrics.broadcast_deliveries.labels(state=state) for state in TERMINAL_STATES}  # list individual speakers in a `delivery` event up to this many
 
 
 def undelivered_key(broadcast_id: str, device_id: str) -> str:
@@ -75,7 +76,7 @@ class Outcomes:
         for c in moved:
             self._alert(c)
             if c.delivery.state in TERMINAL_STATES:
-                metrics.broadcast_deliveries.labels(state=c.delivery.state).inc()
+                _FINAL[c.delivery.state].inc()
         by_occ: dict[str, list[Change]] = {}
         for c in changes:
             by_occ.setdefault(c.delivery.occurrence_id, []).append(c)
