@@ -69,8 +69,8 @@ class BroadcastConfig:
     ack_timeout_s: float = 10.0  # resend the same play when no `received` came by then
     tick_s: float = 1.0
     quiet_hours: QuietHours = DEFAULT_QUIET_HOURS  # per-village overrides live in the database
-    media_base_url: str = "http://127.0.0.1:8000"  # how speakers reach GET /media/{sha256}
-    max_upload_bytes: int = 20 * 1024 * 1024
+    # Informational only: the MediaStore's own base_url builds the media URLs.
+    media_base_url: str = "http://127.0.0.1:8000"
     # Send `stop` before a preempting play. Off by default: per PROTOCOL §6 the higher play
     # itself stops the current one, which the speaker then acks `preempted`.
     stop_before_preempt: bool = False
