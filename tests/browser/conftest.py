@@ -31,7 +31,7 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networki
                  "--disable-component-update", "--disable-sync", "--no-first-run",
                  "--disable-dev-shm-usage"]
 ADMIN_TOKEN = "vh-browser-test-admin-token-0123456789"
-HEARTBEAT_S = 10.0     # slow enough that a forced `offline` is not undone at once by a heartbeat
+HEARTBEAT_S = 60.0     # slow: a forced `offline` must not be undone by the next heartbeat mid-test
 SNAPSHOT_S = 20.0
 DEVICES = 500          # a synthetic township of this size (python -m hub.registry.sample --devices N)
 
