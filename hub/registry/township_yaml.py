@@ -56,9 +56,18 @@ def _node_line(node: Any, loc: Sequence[int | str]) -> int | None:
     return line
 
 
+_ALIAS = re.compile(r"(?:^|[\s\[{,:-])\*[^\s,\]}]+", re.MULTILINE)
+
+
 def load_yaml(text: str) -> Any:
     """YAML → plain data. yaml-rs (Rust, ~20x faster: 100k devices in under a second) when
-    installed, else PyYAML's C loader; both are safe loaders. Syntax errors name line and column."""
+    installed, else PyYAML's C loader; both are safe loaders. Syntax errors name line and column.
+    Aliases (`*name`) are refused: a township file never needs them, and PyYAML expands them
+    without a limit ("billion laughs")."""
+    alias = _ALIAS.search(text)
+    if alias is not None:
+        line = text.count("\n", 0, alias.start()) + 1
+        raise TownshipFileError([f"line {line}: YAML aliases (*name) are not allowed in a township file"])
     if yaml_rs is not None:
         try:
             return yaml_rs.loads(text)

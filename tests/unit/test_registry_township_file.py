@@ -320,3 +320,13 @@ def test_any_township_survives_a_yaml_and_a_csv_round_trip(town: Township) -> No
     assert _same(parse_township(to_csv(town), fmt="csv"), town)
     with mock.patch.object(township_yaml, "yaml_rs", None):  # PyYAML only, when yaml-rs is missing
         assert _same(parse_township(to_yaml(town), fmt="yaml"), town)
+
+
+def test_yaml_aliases_are_refused_so_a_billion_laughs_file_cannot_exhaust_the_hub() -> None:
+    from hub.registry.township_file import TownshipFileError, parse_township
+
+    bomb = 'a: &a ["x","x","x","x","x","x","x","x","x"]\nb: &b [*a,*a,*a,*a,*a,*a,*a,*a,*a]\n' \
+           'c: &c [*b,*b,*b,*b,*b,*b,*b,*b,*b]\ntownship: {name: t, villages: []}\n'
+    with pytest.raises(TownshipFileError) as err:
+        parse_township(bomb, filename="t.yaml")
+    assert "aliases" in str(err.value.errors)
