@@ -5,11 +5,10 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-from dateutil.rrule import rrule, rrulestr
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl, field_validator, model_validator
 
 from hub.broadcasts.model import BroadcastSpec, Targets
-from hub.broadcasts.schedule import ScheduleError, zone_of
+from hub.broadcasts.schedule import ScheduleError, parse_rule, zone_of
 from hub.topics import ID_PATTERN
 
 IdStr = Annotated[str, Field(pattern=ID_PATTERN)]
@@ -61,9 +60,11 @@ class ScheduleIn(Strict):
     def _start(cls, v: str | None) -> str | None:
         if v is not None:
             try:
-                datetime.fromisoformat(v)
+                year = datetime.fromisoformat(v).year
             except ValueError:
                 raise ValueError("must be an ISO 8601 date-time, e.g. 2026-12-01T07:30:00+08:00") from None
+            if not 2000 <= year <= 2200:
+                raise ValueError("must be a date-time between the years 2000 and 2200")
         return v
 
     @field_validator("tz")
@@ -81,15 +82,10 @@ class ScheduleIn(Strict):
     def _rrule(cls, v: str | None) -> str | None:
         if v is None:
             return v
-        if "DTSTART" in v.upper():
-            raise ValueError("must not carry DTSTART; schedule.start is used")
-        text = v[6:] if v.upper().startswith("RRULE:") else v
         try:
-            rule = rrulestr(text, dtstart=datetime(2026, 1, 1, tzinfo=UTC))
-        except (ValueError, TypeError) as exc:
-            raise ValueError(f"not a valid RFC 5545 RRULE: {exc}") from None
-        if not isinstance(rule, rrule):
-            raise ValueError("must be a single RRULE")
+            parse_rule(v, datetime(2026, 1, 1, tzinfo=UTC))
+        except ScheduleError as exc:
+            raise ValueError(str(exc)) from None
         return v
 
 

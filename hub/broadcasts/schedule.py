@@ -10,6 +10,7 @@ The rrule is evaluated in the wall-clock time of a zone, so "every day at 07:30"
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta, tzinfo
 from itertools import islice
@@ -18,6 +19,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from dateutil.rrule import rrule, rrulestr
 
 MAX_CALENDAR_ITEMS = 2000
+MAX_FIRST_GAP_DAYS = 800
+_FREQ_RE = re.compile(r"FREQ=([A-Z]+)")
 
 
 class ScheduleError(ValueError):
@@ -102,18 +105,35 @@ def parse_recurrence(start: str | None, rule: str | None, tz: str | None, hub_zo
         dtstart = parsed.replace(tzinfo=zone) if parsed.tzinfo is None else parsed.astimezone(zone)
     if not rule:
         return Recurrence(dtstart, None)
+    return Recurrence(dtstart, parse_rule(rule, dtstart))
+
+
+def parse_rule(rule: str, dtstart: datetime) -> rrule:
+    """An RFC 5545 RRULE (python-dateutil) with the limits broadcasts need.
+
+    Periods shorter than an hour are refused, and the rule must yield an occurrence within
+    MAX_FIRST_GAP_DAYS of its start: dateutil searches rules that never match (e.g. 31
+    February) for thousands of years, which must not happen on a request or in the scheduler.
+    """
     text = rule.strip()
     if text.upper().startswith("RRULE:"):
         text = text[6:]
     if "DTSTART" in text.upper():
         raise ScheduleError("rrule must not carry DTSTART; the schedule's start is used")
+    freq = _FREQ_RE.search(text.upper())
+    if freq and freq.group(1) in ("SECONDLY", "MINUTELY"):
+        raise ScheduleError(f"rrule FREQ={freq.group(1)} is not allowed; the shortest is HOURLY")
     try:
-        parsed_rule = rrulestr(text, dtstart=dtstart)
-    except (ValueError, TypeError) as exc:
+        parsed = rrulestr(text, dtstart=dtstart)
+    except (ValueError, TypeError, OverflowError) as exc:
         raise ScheduleError(f"rrule {rule!r} is not a valid RFC 5545 RRULE: {exc}") from None
-    if not isinstance(parsed_rule, rrule):
+    if not isinstance(parsed, rrule):
         raise ScheduleError("rrule must be a single RRULE")
-    return Recurrence(dtstart, parsed_rule)
+    bounded = parsed.replace(count=None, until=dtstart + timedelta(days=MAX_FIRST_GAP_DAYS))
+    if bounded.after(dtstart, inc=True) is None:
+        raise ScheduleError(f"rrule {rule!r} has no occurrence within {MAX_FIRST_GAP_DAYS} days "
+                            "of the start")
+    return parsed
 
 
 # --- quiet hours ------------------------------------------------------------------

@@ -113,6 +113,9 @@ def test_viewer_cannot_schedule_and_no_token_is_401(api: Any) -> None:
         ({"schedule": {"start": "tomorrow"}}, "start"),
         ({"schedule": {"start": "2026-12-01T07:30:00+08:00", "rrule": "FREQ=OFTEN"}}, "rrule"),
         ({"schedule": {"tz": "Mars/Base"}}, "tz"),
+        ({"schedule": {"start": "2026-12-01T07:30:00+08:00",
+                       "rrule": "FREQ=YEARLY;BYMONTH=2;BYMONTHDAY=30"}}, "rrule"),
+        ({"schedule": {"start": "0001-01-01T00:00:00"}}, "start"),
         ({"schedule": {"start": "2020-01-01T07:30:00+08:00"}}, "schedule"),
     ],
 )
@@ -151,6 +154,10 @@ def test_calendar_lists_the_week_of_occurrences(api: Any) -> None:
     bad = client.get("/api/v1/broadcasts/calendar", params={"from": "x", "to": "1"},
                      headers=as_("viewer"))
     assert bad.status_code == 422 and bad.json()["detail"][0]["loc"] == ["query", "from"]
+    for weird in ("nan", "inf", "1e300"):
+        r = client.get("/api/v1/broadcasts/calendar", params={"from": "0", "to": weird},
+                       headers=as_("viewer"))
+        assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["query", "to"]
 
 
 def test_quiet_hours_are_set_per_village_by_an_admin(api: Any) -> None:

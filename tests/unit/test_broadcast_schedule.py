@@ -81,6 +81,8 @@ def test_no_start_with_a_rule_fires_now_first_not_a_period_later() -> None:
         ("yesterday", None, "ISO 8601"),
         ("2026-12-01T07:30:00+08:00", "FREQ=SOMETIMES", "RFC 5545"),
         ("2026-12-01T07:30:00+08:00", "DTSTART:20261201T000000\nRRULE:FREQ=DAILY", "DTSTART"),
+        ("2026-12-01T07:30:00+08:00", "FREQ=MINUTELY;INTERVAL=5", "HOURLY"),
+        ("2026-12-01T07:30:00+08:00", "FREQ=DAILY;BYMONTH=2;BYMONTHDAY=31", "no occurrence"),
     ],
 )
 def test_bad_schedules_are_refused_with_a_readable_message(start: str, rule: str | None,

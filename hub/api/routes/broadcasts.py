@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any, Literal, Protocol
 
-from fastapi import APIRouter, Depends, HTTPException, Query, status
+from fastapi import APIRouter, Depends, HTTPException, Path, Query, status
 from fastapi.exceptions import RequestValidationError
 
 from hub.broadcasts.api_models import (
@@ -19,6 +20,9 @@ from hub.broadcasts.media import MediaError
 from hub.broadcasts.model import EMERGENCY_PRIORITY
 from hub.broadcasts.schedule import ScheduleError
 from hub.broadcasts.service import BroadcastService, NotFound
+from hub.topics import ID_PATTERN
+
+MAX_TS = 7_258_118_400.0  # 2200-01-01
 
 
 class _Principal(Protocol):
@@ -31,15 +35,18 @@ def unprocessable(loc: list[str], msg: str) -> RequestValidationError:
     return RequestValidationError([{"loc": tuple(loc), "msg": msg, "type": "value_error"}])
 
 
-def _parse_time(value: str, name: str, zone: str) -> float:
+def _parse_time(value: str, name: str, zone: str, now: float) -> float:
     from zoneinfo import ZoneInfo
 
     from hub.api.timeparams import parse_time
 
     try:
-        return parse_time(value, 0.0, ZoneInfo(zone))
-    except ValueError as exc:
+        t = parse_time(value, now, ZoneInfo(zone))
+    except (ValueError, OverflowError) as exc:
         raise unprocessable(["query", name], str(exc)) from None
+    if not (math.isfinite(t) and 0 <= t <= MAX_TS):
+        raise unprocessable(["query", name], "must be a time between 1970 and 2200")
+    return t
 
 
 def build_router(service: BroadcastService, viewer: Any, operator: Any) -> APIRouter:
@@ -80,8 +87,9 @@ def build_router(service: BroadcastService, viewer: Any, operator: Any) -> APIRo
         to: str = Query(..., description="Unix seconds or ISO 8601"),
         _: _Principal = Viewer,
     ) -> dict[str, Any]:
-        start = _parse_time(from_, "from", service.config.tz)
-        end = _parse_time(to, "to", service.config.tz)
+        now = service.clock.now()
+        start = _parse_time(from_, "from", service.config.tz, now)
+        end = _parse_time(to, "to", service.config.tz, now)
         if end < start:
             raise unprocessable(["query", "to"], "must not be before from")
         if end - start > 366 * 86400:
@@ -97,7 +105,11 @@ def build_router(service: BroadcastService, viewer: Any, operator: Any) -> APIRo
         return service.quiet_hours()
 
     @router.put("/quiet-hours/{village}", summary="Set a village's quiet hours (admin)")
-    def set_quiet_hours(village: str, body: QuietHoursIn, who: _Principal = Operator) -> dict[str, Any]:
+    def set_quiet_hours(
+        body: QuietHoursIn,
+        village: str = Path(pattern=ID_PATTERN),
+        who: _Principal = Operator,
+    ) -> dict[str, Any]:
         if who.role != "admin":
             raise HTTPException(status.HTTP_403_FORBIDDEN, "setting quiet hours needs the admin role")
         service.set_quiet_hours(village, body.start, body.end, who.name)
