@@ -62,7 +62,8 @@ def build_router(service: BroadcastService, viewer: Any, operator: Any) -> APIRo
                 f"priority {priority} is an emergency broadcast (8 and above): "
                 f"{what} it needs the admin role, you are {who.role}")
 
-    @router.post("", status_code=201, response_model=Created, summary="Schedule a broadcast")
+    @router.post("", status_code=201, response_model=Created, summary="Schedule a broadcast",
+                 responses={403: {"description": "priority ≥ 8 needs the admin role"}})
     def create(body: BroadcastIn, who: _Principal = Operator) -> Created:
         need_admin_for(body.priority, who, "scheduling")
         try:
@@ -83,8 +84,8 @@ def build_router(service: BroadcastService, viewer: Any, operator: Any) -> APIRo
     @router.get("/calendar", response_model=Calendar,
                 summary="Occurrences between from and to (fired, missed and scheduled)")
     def calendar(
-        from_: str = Query(..., alias="from", description="Unix seconds or ISO 8601"),
-        to: str = Query(..., description="Unix seconds or ISO 8601"),
+        from_: str = Query(..., alias="from", min_length=1, description="Unix seconds or ISO 8601"),
+        to: str = Query(..., min_length=1, description="Unix seconds or ISO 8601"),
         _: _Principal = Viewer,
     ) -> dict[str, Any]:
         now = service.clock.now()
@@ -104,7 +105,8 @@ def build_router(service: BroadcastService, viewer: Any, operator: Any) -> APIRo
     def quiet_hours(_: _Principal = Viewer) -> dict[str, Any]:
         return service.quiet_hours()
 
-    @router.put("/quiet-hours/{village}", summary="Set a village's quiet hours (admin)")
+    @router.put("/quiet-hours/{village}", summary="Set a village's quiet hours (admin)",
+                responses={403: {"description": "needs the admin role"}})
     def set_quiet_hours(
         body: QuietHoursIn,
         village: str = Path(pattern=ID_PATTERN),
@@ -116,7 +118,8 @@ def build_router(service: BroadcastService, viewer: Any, operator: Any) -> APIRo
         return service.quiet_hours()
 
     @router.get("/{broadcast_id}", response_model=BroadcastOut,
-                summary="One broadcast with each occurrence and each speaker's delivery state")
+                summary="One broadcast with each occurrence and each speaker's delivery state",
+                responses={404: {"description": "unknown broadcast"}})
     def get_one(
         broadcast_id: str,
         detailed: int = Query(5, ge=0, le=100,
@@ -129,7 +132,9 @@ def build_router(service: BroadcastService, viewer: Any, operator: Any) -> APIRo
             raise HTTPException(404, f"unknown broadcast {broadcast_id}") from None
 
     @router.post("/{broadcast_id}/cancel", response_model=BroadcastOut,
-                 summary="Cancel future occurrences and stop it where it plays")
+                 summary="Cancel future occurrences and stop it where it plays",
+                 responses={403: {"description": "cancelling an emergency needs the admin role"},
+                            404: {"description": "unknown broadcast"}})
     def cancel(broadcast_id: str, who: _Principal = Operator) -> dict[str, Any]:
         try:
             current = service.get(broadcast_id, upcoming=0, detailed=0)

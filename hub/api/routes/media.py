@@ -42,7 +42,9 @@ def build_router(store: MediaStore, operator: Any) -> APIRouter:
     Operator = Depends(operator)
 
     @router.post("/api/v1/media", status_code=201, response_model=MediaOut,
-                 summary="Upload an audio file for broadcasts (MP3, WAV, Ogg, FLAC, MP4/AAC)")
+                 summary="Upload an audio file for broadcasts (MP3, WAV, Ogg, FLAC, MP4/AAC)",
+                 responses={413: {"description": "larger than the upload limit"},
+                            415: {"description": "not a recognised audio file"}})
     def upload(file: UploadFile = File(...), who: Any = Operator) -> MediaOut:
         data = file.file.read(store.max_bytes + 1)
         try:
@@ -52,7 +54,8 @@ def build_router(store: MediaStore, operator: Any) -> APIRouter:
         return _out(store, info)
 
     @router.post("/api/v1/media/tts", status_code=201, response_model=MediaOut,
-                 summary="Synthesise speech on the hub (espeak-ng) for speakers that cannot")
+                 summary="Synthesise speech on the hub (espeak-ng) for speakers that cannot",
+                 responses={501: {"description": "espeak-ng is not installed on the hub"}})
     def tts(body: TtsIn, who: Any = Operator) -> MediaOut:
         try:
             return _out(store, store.tts(body.text, body.lang))
@@ -60,7 +63,7 @@ def build_router(store: MediaStore, operator: Any) -> APIRouter:
             raise _refuse(exc, who.name) from None
 
     @router.get("/media/{sha256}", summary="An uploaded audio file, by its sha256",
-                response_class=FileResponse)
+                response_class=FileResponse, responses={404: {"description": "no such file"}})
     def get_media(sha256: str) -> FileResponse:
         info = store.get(sha256)
         path = store.path(sha256)
