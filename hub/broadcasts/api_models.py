@@ -173,8 +173,10 @@ class OccurrenceOut(BaseModel):
     status: Literal["fired", "missed"]
     note: str
     summary: Summary
-    deliveries: list[DeliveryOut] | None = Field(
-        description="each speaker's delivery; null for occurrences older than `detailed`")
+    deliveries: list[DeliveryOut] = Field(
+        description="each speaker's delivery (empty when `deliveries_omitted`)")
+    deliveries_omitted: bool = Field(
+        description="true for occurrences older than the `detailed` latest ones")
 
 
 class Conflict(BaseModel):

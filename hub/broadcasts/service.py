@@ -338,7 +338,7 @@ class BroadcastService:
 
     def get(self, bid: str, upcoming: int = 5, detailed: int = 5) -> dict[str, Any]:
         """One broadcast: every occurrence with its summary; each speaker's delivery for the
-        latest `detailed` occurrences (older ones: `deliveries` is null)."""
+        latest `detailed` occurrences (older ones: empty, `deliveries_omitted` true)."""
         self.flush()
         row = self.store.get_broadcast(bid)
         if row is None:
@@ -351,7 +351,7 @@ class BroadcastService:
             at = rec.next_after(at)
         occurrences = self.store.occurrences(bid)
         shown = [o["id"] for o in occurrences[-detailed:]] if detailed > 0 else []
-        return broadcast_view(row, occurrences, self.store.state_counts(bid),
+        return broadcast_view(row, occurrences, self.store.state_counts(bid), set(shown),
                               self.store.deliveries_of_occurrences(shown), self.store.waiting(bid),
                               self.store.audit_log(bid), nxt)
 

@@ -40,9 +40,9 @@ def delivery_view(d: Delivery) -> dict[str, Any]:
 
 
 def broadcast_view(row: sqlite3.Row, occurrences: list[sqlite3.Row], counts: list[sqlite3.Row],
-                   deliveries: list[Delivery], waiting: list[Delivery], audit: list[sqlite3.Row],
-                   upcoming: list[float]) -> dict[str, Any]:
-    """One broadcast; `deliveries` are those of the occurrences shown in detail (the latest)."""
+                   shown: set[str], deliveries: list[Delivery], waiting: list[Delivery],
+                   audit: list[sqlite3.Row], upcoming: list[float]) -> dict[str, Any]:
+    """One broadcast; `deliveries` are those of the occurrences in `shown` (the latest)."""
     by_occ: dict[str, list[Delivery]] = defaultdict(list)
     for d in deliveries:
         by_occ[d.occurrence_id].append(d)
@@ -61,7 +61,8 @@ def broadcast_view(row: sqlite3.Row, occurrences: list[sqlite3.Row], counts: lis
             {"id": o["id"], "seq": o["seq"], "nominal_at": o["nominal_at"],
              "fired_at": o["fired_at"], "status": o["status"], "note": o["note"],
              "summary": summaries.get(o["id"], empty),
-             "deliveries": [delivery_view(d) for d in by_occ[o["id"]]] if o["id"] in by_occ else None}
+             "deliveries": [delivery_view(d) for d in by_occ.get(o["id"], ())],
+             "deliveries_omitted": o["id"] not in shown}
             for o in occurrences
         ],
         "conflicts": [{"device": d.device_id, "occurrence_id": d.occurrence_id,

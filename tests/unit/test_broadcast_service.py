@@ -328,7 +328,8 @@ def test_only_the_latest_occurrences_list_each_speaker_older_ones_keep_their_sum
     rig.clock.advance(3600)
     rig.svc.tick()
     older, latest = rig.svc.get(bid, detailed=1)["occurrences"]
-    assert older["deliveries"] is None and older["summary"]["by_village"] == {
+    assert older["deliveries"] == [] and older["deliveries_omitted"] is True
+    assert latest["deliveries_omitted"] is False and older["summary"]["by_village"] == {
         "v01": {"done": 2, "total": 2}}
     assert {d["device"] for d in latest["deliveries"]} == {"s1", "s2"}
     assert latest["summary"]["by_state"] == {"sent": 2}
