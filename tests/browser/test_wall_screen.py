@@ -138,6 +138,32 @@ def test_operator_schedules_a_broadcast_and_sees_its_delivery_progress(page: Any
     page.wait_for_selector(f'#bc-list li[data-broadcast="{bid}"]', timeout=5000)
 
 
+def test_operator_schedules_a_weekday_broadcast_then_cancels_it(page: Any, hub: RunningHub) -> None:
+    from datetime import datetime, timedelta
+    from zoneinfo import ZoneInfo
+
+    open_wall(page, hub, token=hub.operator_token)
+    page.click("#btn-operator")
+    tomorrow = (datetime.now(ZoneInfo("Asia/Shanghai")) + timedelta(days=1)).strftime("%Y-%m-%dT07:30")
+    page.fill("#bc-form [name=title]", "工作日早间广播")
+    page.fill("#bc-form [name=text]", "早上好。")
+    page.check("#bc-form [name=all]")
+    page.fill("#bc-form [name=start]", tomorrow)
+    page.select_option("#bc-form [name=recurrence]", "weekdays")
+    assert page.inner_text("#bc-rrule") == "RRULE: FREQ=WEEKLY;BYDAY=MO,TU,WE,TH,FR"
+    page.click("#bc-submit")
+    page.wait_for_function("() => document.querySelector('#bc-ok').textContent.includes('首次播放')", timeout=5000)
+    bid = page.get_attribute("#bc-ok", "data-broadcast")
+    created = hub.get(f"/api/v1/broadcasts/{bid}")
+    assert created["schedule"]["rrule"] == "FREQ=WEEKLY;BYDAY=MO,TU,WE,TH,FR"
+    assert created["schedule"]["start"].startswith(tomorrow) and created["targets"]["all"] is True
+    page.click("[data-tab=list]")
+    page.click(f'#bc-list button[data-cancel="{bid}"]')
+    page.wait_for_selector("#toast:not(.hidden)")
+    assert hub.get(f"/api/v1/broadcasts/{bid}")["status"] == "cancelled"
+    page.wait_for_selector(f'#bc-list li[data-broadcast="{bid}"]:not(:has(button[data-cancel]))', timeout=5000)
+
+
 def test_language_toggle_switches_to_english_and_back(page: Any, hub: RunningHub) -> None:
     open_wall(page, hub)
     assert page.inner_text("#kpi-cameras label") == "摄像头在线"
