@@ -167,3 +167,24 @@ def test_hub_restarted_between_scheduling_and_fire_time_fires_once(
             assert [p.outcome for p in played] == ["done"]
         finally:
             second.stop()
+
+
+def test_emergency_to_an_offline_speaker_alerts_then_plays_once_when_it_is_back(town: Town) -> None:
+    b1 = town.ids["b1"]
+    town.fleet.fault(b1, "offline_clean", on=True)
+    wait_for(lambda: town.hub.services.live.status(b1) == "offline", 10, "b1 offline at the hub")
+    status, created = town.post(body("紧急疏散", SHORT, ["v02"], priority=9))
+    assert status == 201, created
+    bid = created["id"]
+    town.wait_states(bid, {"b1": "offline"})
+    key = f"broadcast_undelivered:{bid}:{b1}"
+
+    def open_keys() -> set[str]:
+        _, alerts = town.hub.api("GET", "/api/v1/alerts?state=open")
+        return {a["key"] for a in alerts["items"]}
+
+    wait_for(lambda: key in open_keys(), 10, "an open undelivered-emergency alert")
+    town.fleet.fault(b1, "offline_clean", on=False)
+    town.wait_states(bid, {"b1": "done"}, timeout=20)
+    wait_for(lambda: key not in open_keys(), 10, "the alert cleared")
+    assert [p.outcome for p in town.fleet.speaker(b1).player.played] == ["done"]
