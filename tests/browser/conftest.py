@@ -116,10 +116,20 @@ def _run(argv: list[str], env: dict[str, str], cwd: Path) -> str:
 
 
 @pytest.fixture(scope="module")
-def hub(mosquitto: MosquittoServer, influxdb: InfluxServer,
+def browser_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MosquittoServer]:
+    """A broker of these tests' own: the simulated township's retained statuses stay out of the
+    session broker other tests share."""
+    server = MosquittoServer(tmp_path_factory.mktemp("browser-mosquitto")).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def hub(browser_broker: MosquittoServer, influxdb: InfluxServer,
         tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningHub]:
     """`villagehub serve` with a 500-device township registered and simulated, all devices online."""
     skip_without_browser()
+    mosquitto = browser_broker
     data = tmp_path_factory.mktemp("hub")
     port = free_port()
     env = {**os.environ, "VH_MQTT_URL": mosquitto.url, "VH_INFLUX_URL": influxdb.url,

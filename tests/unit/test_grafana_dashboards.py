@@ -168,15 +168,18 @@ def test_dashboard_provider_points_where_docker_compose_mounts_the_json() -> Non
 
 # ---------- every query, run by the real InfluxDB ----------
 
+CHECK_DB = "grafana_check"  # a database of this test's own: other tests' counts stay untouched
+
+
 def influx_write(server: InfluxServer, lines: list[str]) -> None:
-    req = urllib.request.Request(f"{server.url}/write?db=villagehub&precision=s", data="\n".join(lines).encode(),
+    req = urllib.request.Request(f"{server.url}/write?db={CHECK_DB}&precision=s", data="\n".join(lines).encode(),
                                  method="POST")
     with urllib.request.urlopen(req, timeout=10) as r:
         assert r.status == 204
 
 
 def influx_create_db(server: InfluxServer) -> None:
-    q = urllib.parse.urlencode({"q": "CREATE DATABASE villagehub"})
+    q = urllib.parse.urlencode({"q": f"CREATE DATABASE {CHECK_DB}"})
     req = urllib.request.Request(f"{server.url}/query?{q}", method="POST")
     with urllib.request.urlopen(req, timeout=10) as r:
         assert r.status == 200
@@ -207,8 +210,9 @@ def test_every_dashboard_query_runs_on_influxdb_and_finds_protocol_points(influx
         for q in queries_of(dash) + [v["query"] for v in dash["templating"]["list"] if v["type"] == "query"]:
             sql = substitute(q)
             assert "$" not in sql.replace("$/", "").replace("^.*$", ""), sql
-            influxdb.query(sql)  # raises on a parse or execution error
+            influxdb.query(sql, db=CHECK_DB)  # raises on a parse or execution error
     lost = influxdb.query(substitute(
-        'SELECT spread("seq") + 1 - count("seq") FROM "heartbeat" WHERE "device" = \'cam-1\' AND $timeFilter'))
+        'SELECT spread("seq") + 1 - count("seq") FROM "heartbeat" WHERE "device" = \'cam-1\' AND $timeFilter'),
+        db=CHECK_DB)
     values: Any = lost[0]["values"]
     assert values[0][1] == 1  # seq 1 then 3: one heartbeat lost
