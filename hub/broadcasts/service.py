@@ -218,9 +218,10 @@ class BroadcastService:
                     state="pending", due_at=start, expires_at=start + b.spec.valid_for_s,
                     updated_at=now, reason=why,
                 ))
+        status = "fired" if fate == "fire" else "missed"
         ok = self.store.record_occurrence(
             broadcast_id=bid, occurrence_id=occ_id, nominal_at=nominal, fired_at=now,
-            status="fired" if fate == "fire" else "missed", note=note, deliveries=deliveries,
+            status=status, note=note, deliveries=deliveries,
             next_at=nxt, expected_next_at=nominal)
         if not ok:  # another hub instance took it: follow the database
             row = self.store.get_broadcast(bid)
@@ -238,10 +239,10 @@ class BroadcastService:
             self.dispatch.add(d)
             if d.reason == "quiet_hours":  # skipped: the village is in its quiet hours
                 self.dispatch.set_state(d, "expired", now)
-        metrics.broadcast_occurrences.labels(status="fired" if fate == "fire" else "missed").inc()
+        metrics.broadcast_occurrences.labels(status=status).inc()
         log.info("broadcast %s occurrence %s %s: %d speakers", bid, occ_id, fate, len(deliveries))
         self.outcomes.event("broadcast", {"id": bid, "title": b.title, "priority": b.spec.priority,
-                                  "occurrence_id": occ_id, "status": fate,
+                                  "occurrence_id": occ_id, "status": status,
                                   "total": len(deliveries), "next_at": nxt}, now)
 
     def _play_body(self, d: Delivery) -> dict[str, Any]:
