@@ -22,6 +22,7 @@ from hub.messages import Point
 
 UNDELIVERED = frozenset({"offline", "expired", "failed", "rejected", "preempted"})
 EVENT_CHANGES_MAX = 100
+COUNTS_CACHED = 5000
 _FINAL = {state: metrics.broadcast_deliveries.labels(state=state) for state in TERMINAL_STATES}  # list individual speakers in a `delivery` event up to this many
 
 
@@ -43,6 +44,8 @@ class Outcomes:
             self.events.publish(type_, data, ts)
 
     def fired(self, occurrence_id: str, total: int) -> None:
+        if len(self._counts) >= COUNTS_CACHED:  # a cache: reloaded from the database on demand
+            self._counts.clear()
         self._counts[occurrence_id] = Counter({"pending": total})
 
     def counts(self, occurrence_id: str) -> Counter[str]:

@@ -55,6 +55,7 @@ from hub.topics import Topics
 log = logging.getLogger(__name__)
 
 MAX_FIRES_PER_TICK = 1000
+LOADED_CACHED = 5000
 
 
 class NotFound(KeyError):
@@ -185,6 +186,8 @@ class BroadcastService:
             row = self.store.get_broadcast(bid)
             if row is None:
                 raise NotFound(bid)
+            if len(self._loaded) >= LOADED_CACHED:  # a cache: reloaded on demand
+                self._loaded.clear()
             spec = spec_from_dict(json.loads(row["spec"]))
             rec = parse_recurrence(spec.start, spec.rrule, spec.tz, self.config.tz, row["created_at"])
             got = self._loaded[bid] = _Loaded(spec, rec, row["title"])
