@@ -129,11 +129,32 @@ def parse_rule(rule: str, dtstart: datetime) -> rrule:
         raise ScheduleError(f"rrule {rule!r} is not a valid RFC 5545 RRULE: {exc}") from None
     if not isinstance(parsed, rrule):
         raise ScheduleError("rrule must be a single RRULE")
-    bounded = parsed.replace(count=None, until=dtstart + timedelta(days=MAX_FIRST_GAP_DAYS))
-    if bounded.after(dtstart, inc=True) is None:
-        raise ScheduleError(f"rrule {rule!r} has no occurrence within {MAX_FIRST_GAP_DAYS} days "
-                            "of the start")
+    never = ScheduleError(f"rrule {rule!r} has no occurrence within {MAX_FIRST_GAP_DAYS} days "
+                          "of the start")
+    # dateutil checks UNTIL only on matches, so a rule whose day filters never match runs to
+    # the year 9999 day by day (seconds of CPU). A yearly rule over the same day filters
+    # (a superset of the days) answers "never" in one pass over the years instead.
+    if rrulestr(_days_superset(text), dtstart=dtstart).after(dtstart, inc=True) is None:
+        raise never
+    first = parsed.after(dtstart, inc=True)
+    if first is None or first - dtstart > timedelta(days=MAX_FIRST_GAP_DAYS):
+        raise never
     return parsed
+
+
+_DAY_PARTS = ("BYMONTH", "BYMONTHDAY", "BYYEARDAY", "BYWEEKNO", "BYDAY")
+
+
+def _days_superset(text: str) -> str:
+    """FREQ=YEARLY with only the rule's day filters (BYDAY without ordinals): every day the
+    rule could ever fall on, and more."""
+    parts = dict(p.split("=", 1) for p in text.upper().split(";") if "=" in p)
+    keep = {k: v for k, v in parts.items() if k in _DAY_PARTS}
+    if "BYDAY" in keep:
+        keep["BYDAY"] = ",".join(sorted({d.lstrip("+-0123456789") for d in keep["BYDAY"].split(",")}))
+    if not keep.keys() - {"BYMONTH"}:  # else dateutil would default to the start's day
+        keep["BYMONTHDAY"] = ",".join(str(d) for d in range(1, 32))
+    return ";".join(["FREQ=YEARLY", *(f"{k}={v}" for k, v in keep.items())])
 
 
 # --- quiet hours ------------------------------------------------------------------
