@@ -72,15 +72,15 @@ def mosquitto_sub_rate(broker: MosquittoServer, messages: int, timeout: float) -
             "load_error": load.error, "exit_code": sub.returncode, "t_go": t0}
 
 
-def influx_raw_rate(db: InfluxServer, messages: int, batch: int = 5000) -> dict[str, Any]:
+def influx_raw_rate(db: InfluxServer, messages: int, batch: int = 5000, clients: int = 1) -> dict[str, Any]:
     """InfluxDB's own write rate for the same heartbeat points (hub encoder, batches of `batch`,
-    one HTTP client): what the store allows, with no MQTT and no validation."""
+    `clients` concurrent HTTP clients): what the store allows, with no MQTT and no validation."""
     import httpx
 
     from hub.messages import Point
     from hub.tsdb.lineprotocol import encode_point
 
-    database = "bench_raw"
+    database = f"bench_raw{clients}"
     httpx.post(f"{db.url}/query", params={"q": f"CREATE DATABASE {database}"}, timeout=10).raise_for_status()
     t_base = time.time()
     lines = [encode_point(Point("heartbeat", {"device": f"raw-{i % DEVICES:05d}", "kind": "camera", "village": "",
@@ -89,13 +89,22 @@ def influx_raw_rate(db: InfluxServer, messages: int, batch: int = 5000) -> dict[
                                  "uptime_s": 86400, "rssi_dbm": -67, "recording": True, "fw": "2.4.1",
                                  "interval_s": 30.0, "storage_free_pct": 73.0},
                                 t_base + (i // DEVICES) * 0.001)) for i in range(messages)]
-    with httpx.Client(timeout=60) as client:
-        t0 = time.perf_counter()
-        for k in range(0, len(lines), batch):
-            client.post(f"{db.url}/write", params={"db": database, "precision": "ns"},
-                        content="\n".join(lines[k:k + batch]).encode()).raise_for_status()
-        elapsed = time.perf_counter() - t0
-    return {"rate": messages / elapsed, "elapsed_s": round(elapsed, 3), "batch": batch}
+    bodies = ["\n".join(lines[k:k + batch]).encode() for k in range(0, len(lines), batch)]
+
+    def writer(part: list[bytes]) -> None:
+        with httpx.Client(timeout=60) as client:
+            for body in part:
+                client.post(f"{db.url}/write", params={"db": database, "precision": "ns"},
+                            content=body).raise_for_status()
+
+    threads = [threading.Thread(target=writer, args=(bodies[i::clients],)) for i in range(clients)]
+    t0 = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    elapsed = time.perf_counter() - t0
+    return {"rate": messages / elapsed, "elapsed_s": round(elapsed, 3), "batch": batch, "clients": clients}
 
 
 class ProbeLatency:
@@ -217,6 +226,7 @@ def run(messages: int, workers: list[int | None], latency_s: float, timeout: flo
         result.details["mosquitto_sub"] = base
         raw = influx_raw_rate(db, messages)
         result.details["influx_raw_write"] = raw
+        result.details["influx_raw_write_2_clients"] = influx_raw_rate(db, messages, clients=2)
         for w in workers:
             r = hub_run(tmp, broker, db, messages, w, latency_s, timeout)
             series = r.pop("series")
