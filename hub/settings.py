@@ -85,6 +85,8 @@ class Settings(BaseSettings):
     clock_skew_s: float = Field(300.0, gt=0)
     snapshot_max_bytes: int = Field(4 * 1024 * 1024, ge=1024)
     snapshot_max_pixels: int = Field(40_000_000, ge=1)
+    broadcast_quiet_hours: str = Field("22:00-06:00", pattern=r"^\d{2}:\d{2}-\d{2}:\d{2}$")
+    broadcast_grace_s: float = Field(600.0, ge=0)
     metrics_auth: bool = False
     log_level: str = "INFO"
 

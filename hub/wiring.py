@@ -33,6 +33,7 @@ def attach_optional_services(services: Services) -> None:
 
     from hub.broadcasts.media import MediaStore
     from hub.broadcasts.model import SpeakerRef
+    from hub.broadcasts.schedule import QuietHours
     from hub.broadcasts.service import BroadcastConfig, BroadcastService
 
     def list_speakers() -> list[SpeakerRef]:
@@ -41,6 +42,7 @@ def attach_optional_services(services: Services) -> None:
     def is_online(device_id: str) -> bool:
         return services.live.status(device_id) == "online"
 
+    quiet = s.broadcast_quiet_hours.split("-")
     public_url = s.public_url or f"http://{s.http_host}:{s.http_port}"
     services.broadcasts = BroadcastService(
         store_path=s.data_dir / "broadcasts.db",
@@ -51,6 +53,7 @@ def attach_optional_services(services: Services) -> None:
         emit_points=emit_points,
         alerts=services.alerts,
         events=services.bus,
-        config=BroadcastConfig(topic_root=s.topic_root, tz=s.tz, media_base_url=public_url),
+        config=BroadcastConfig(topic_root=s.topic_root, tz=s.tz, media_base_url=public_url,
+                               grace_s=s.broadcast_grace_s, quiet_hours=QuietHours.parse(*quiet)),
         media=MediaStore(s.data_dir / "media", public_url),
     )

@@ -177,8 +177,8 @@ class Ingest:
         if self.s.broadcasts is None:
             self.rejections.reject("ack", "no_broadcast_service", msg.device_id)
             return
-        self.s.broadcasts.on_ack(msg.device_id, msg.payload, msg.received_at)
-        metrics.messages_accepted.labels(kind="ack").inc()
+        if self.s.broadcasts.on_ack(msg.device_id, msg.payload, msg.received_at):
+            metrics.messages_accepted.labels(kind="ack").inc()
 
     def on_snapshot(self, msg: InboundMessage, lines: list[str]) -> None:
         self.s.live.touch(msg.device_id, msg.received_at, kind="camera")
