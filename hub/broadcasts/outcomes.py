@@ -97,10 +97,15 @@ class Outcomes:
             return
         key = undelivered_key(d.broadcast_id, d.device_id)
         if d.state in UNDELIVERED and d.reason != "cancelled":
-            why = f" ({d.reason})" if d.reason else ""
+            why = f"（{d.reason}）" if d.reason else ""
+            state = _STATE_ZH.get(d.state, d.state)
             self.alerts.raise_alert(
                 key, device_id=d.device_id, type="broadcast_undelivered", severity="critical",
-                message=f"emergency broadcast {d.broadcast_id} not played on {d.device_id}: "
-                        f"{d.state}{why}", ts=c.ts)
+                message=f"紧急广播未送达 {d.device_id}：{state}{why}（广播 {d.broadcast_id}）", ts=c.ts)
         elif d.state == "done":
             self.alerts.clear_alert(key, c.ts)
+
+
+# Operators read alerts in Chinese; the state names stay as in PROTOCOL §7 in the API.
+_STATE_ZH = {"failed": "播放失败", "rejected": "被拒绝", "preempted": "被抢占", "expired": "已过期",
+             "offline": "离线", "missed": "错过"}
