@@ -176,6 +176,9 @@ function setLink(status, retryMs) {
     linkTimer = setInterval(show, 500);
     banner.classList.remove("hidden");
     banner.dataset.state = "lost";
+  } else if (status === "unauthorized") {
+    banner.classList.add("hidden");
+    showLogin(t("login_needed"));
   } else if (status === "connecting" && !banner.classList.contains("hidden")) {
     banner.textContent = t("link_connecting");
   } else if (status === "open") {

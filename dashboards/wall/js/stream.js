@@ -1,6 +1,7 @@
 // The one live link: WebSocket /api/v1/stream?token=… with capped exponential backoff and jitter.
 export const BACKOFF_MIN_MS = 500;
 export const BACKOFF_MAX_MS = 15000;
+const UNAUTHORIZED = 4401; // the hub closes the stream with this code for a missing or revoked token
 
 export class LiveStream {
   constructor({ token, onEvent, onState }) {
@@ -28,17 +29,17 @@ export class LiveStream {
     let ws;
     try { ws = new WebSocket(url); } catch { this.retry(); return; }
     this.ws = ws;
-    let opened = false;
-    ws.onopen = () => { opened = true; this.attempt = 0; this.onState("open", 0); };
+    ws.onopen = () => { this.attempt = 0; this.onState("open", 0); };
     ws.onmessage = (msg) => {
       let ev;
       try { ev = JSON.parse(msg.data); } catch { return; }
       if (ev && typeof ev.type === "string") this.onEvent(ev);
     };
-    ws.onclose = () => {
+    ws.onclose = (ev) => {
       if (this.ws !== ws) return;
       this.ws = null;
-      if (!this.closed) this.retry(opened);
+      if (ev.code === UNAUTHORIZED) { this.closed = true; this.onState("unauthorized", 0); return; }
+      if (!this.closed) this.retry();
     };
     ws.onerror = () => { /* onclose follows */ };
   }

@@ -1,7 +1,7 @@
 // Township map: villages placed by coordinates, coloured by health. No tiles: a scatter on
 // plain axes, or on the township boundary (GeoJSON) when the hub serves /wall/boundary.geojson.
 import { t } from "../i18n.js";
-import { countDevices, openAlerts, openAlertsByVillage, register, state } from "../state.js";
+import { countDevices, markDirty, openAlerts, openAlertsByVillage, register, state } from "../state.js";
 
 const MANY_VILLAGES = 30; // beyond this, smaller dots and only the labels that fit
 const COLORS = { ok: "#2fe08a", warn: "#ffc53d", bad: "#ff4d5e", unknown: "#6c7b90" };
@@ -107,4 +107,5 @@ export async function initMap() {
   chart.on("click", (p) => { if (p.data?.id) clickHandler(p.data.id, picking); });
   window.addEventListener("resize", () => chart.resize());
   register("map", render);
+  markDirty("map"); // data may have arrived while the boundary loaded
 }
