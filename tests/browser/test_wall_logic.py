@@ -172,3 +172,43 @@ def test_history_axis_spans_24_h_or_what_the_hub_has_seen(js: Any) -> None:
     assert young == {"min": now_ms - 2 * hour, "max": now_ms}
     fresh = js("m.charts.axisRange([], arg)", now_ms)
     assert fresh == {"min": now_ms - hour // 2, "max": now_ms}
+
+
+@pytest.fixture(scope="module")
+def static_url_with_boundary() -> Iterator[str]:
+    skip_without_browser()
+    app = FastAPI()
+    app.include_router(build_router(REPO / "dashboards", REPO / "dashboards" / "boundary.example.geojson"))
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    wait_port(port)
+    yield f"http://127.0.0.1:{port}"
+    server.should_exit = True
+    thread.join(10)
+
+
+def test_map_draws_the_township_boundary_when_one_is_configured(static_url_with_boundary: str, chromium: Any) -> None:
+    page = chromium.new_page()
+    try:
+        page.goto(static_url_with_boundary + "/")
+        page.wait_for_selector("#login-modal:not(.hidden)")  # no token yet: the page asks for one
+        page.wait_for_function("() => { const c = echarts.getInstanceByDom(document.getElementById('map'));"
+                               " return c && (c.getOption().geo || []).length > 0; }", timeout=5000)
+        assert page.evaluate("() => echarts.getInstanceByDom(document.getElementById('map')).getOption().geo[0].map") == "township"
+    finally:
+        page.close()
+
+
+def test_without_a_boundary_the_map_places_villages_on_plain_axes(static_url: str, chromium: Any) -> None:
+    page = chromium.new_page()
+    try:
+        page.goto(static_url + "/")
+        page.wait_for_function("() => { const c = echarts.getInstanceByDom(document.getElementById('map'));"
+                               " return c && c.getOption().series.length > 0; }", timeout=5000)
+        option = page.evaluate("() => { const o = echarts.getInstanceByDom(document.getElementById('map')).getOption();"
+                               " return {geo: (o.geo || []).length, system: o.series[1].coordinateSystem}; }")
+        assert option == {"geo": 0, "system": "cartesian2d"}
+    finally:
+        page.close()

@@ -87,7 +87,7 @@ function render() {
     series: [alarmRipple, series],
   };
   if (hasBoundary) {
-    option.geo = { map: "township", roam: false, itemStyle: { areaColor: "rgba(20,60,110,0.5)", borderColor: "#27c4ff" },
+    option.geo = { map: "township", roam: false, top: 10, bottom: 10, left: 10, right: 90, itemStyle: { areaColor: "rgba(20,60,110,0.5)", borderColor: "#27c4ff" },
       emphasis: { disabled: true }, label: { show: false } };
   } else {
     const axis = (vals) => (vals.length
