@@ -42,7 +42,7 @@ def js(static_url: str, chromium: Any) -> Iterator[Any]:
     page.evaluate("""async () => {
         window.m = {};
         for (const name of ['rrule', 'state', 'i18n', 'panels/cameras', 'panels/map', 'panels/alarms',
-                            'panels/speakers', 'panels/charts']) {
+                            'panels/speakers', 'panels/charts', 'panels/camera-modal']) {
             window.m[name.replace('panels/', '')] = await import(`/wall/js/${name}.js`);
         }
     }""")

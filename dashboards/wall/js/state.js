@@ -17,6 +17,12 @@ export const state = {
   tz: "Asia/Shanghai",
 };
 
+/** Unix s of each camera's latest snapshot (from snapshot events and image headers). */
+export const snapTimes = new Map();
+
+/** A village's name; devices of no village belong to the township itself (乡政府 etc.). */
+export function villageName(id) { return state.villageById.get(id)?.name || id || state.overview?.township || "—"; }
+
 const ROLE_RANK = { viewer: 1, operator: 2, admin: 3 };
 export function can(role) { return (ROLE_RANK[state.me?.role] || 0) >= ROLE_RANK[role]; }
 

@@ -1,10 +1,10 @@
 // Camera wall (视频调度): a page of latest thumbnails with their age, greyed when offline or stale,
 // a village filter, an auto-tour that pauses on a village with an open alarm, click to enlarge.
-import { api, fetchImage } from "../api.js";
-import { esc, fmtDateTime, fmtHM } from "../fmt.js";
+import { fetchImage } from "../api.js";
+import { esc } from "../fmt.js";
 import { ago, t } from "../i18n.js";
-import { markDirty, register, state } from "../state.js";
-import { toast } from "../toast.js";
+import { markDirty, register, snapTimes, state, villageName } from "../state.js";
+import { initCameraModal, onModalSnapshot, openCamera } from "./camera-modal.js";
 
 export const PAGE_SIZE = 16;
 export const TOUR_DWELL_MS = 12000;
@@ -22,7 +22,6 @@ let held = 0;
 // Thumbnails: an LRU cache of object URLs (only images, never evicting one on screen), the last
 // snapshot time of every camera, and which cameras have a newer snapshot than the cached image.
 const thumbs = new Map();            // device → {url, ts}; url null when the hub has none yet
-const snapTimes = new Map();         // device → Unix s of its latest snapshot
 const stale = new Set();             // devices whose cached thumbnail is older than their snapshot
 const queued = new Set();
 const queue = [];
@@ -59,8 +58,6 @@ export function buildPages(cameras, villageFilter, pageSize = PAGE_SIZE) {
 function cameras() { return [...state.devices.values()].filter((d) => d.kind === "camera"); }
 function pages() { return buildPages(cameras(), filter); }
 
-/** A village's name; devices of no village belong to the township itself (乡政府 etc.). */
-function villageName(id) { return state.villageById.get(id)?.name || id || state.overview?.township || "—"; }
 
 function snapshotTs(d) {
   return snapTimes.get(d.id) ?? d.snapshot_ts ?? thumbs.get(d.id)?.ts ?? null;
@@ -213,7 +210,7 @@ export function onSnapshot(data) {
   snapTimes.set(data.device, data.ts);
   if (thumbs.has(data.device)) stale.add(data.device);
   if (visibleIds().has(data.device)) markDirty("cameras");
-  if (modalDevice === data.device) showLatest(data.device); // e.g. the answer to 立即抓拍
+  onModalSnapshot(data.device); // e.g. the answer to 立即抓拍
 }
 
 /** A new alarm: the tour jumps to its village. */
@@ -246,108 +243,13 @@ function advance() {
   markDirty("cameras");
 }
 
-// ---------- enlarged view ----------
-let modalDevice = null;
-let modalChart = null;
-let modalUrl = null;
-
-function showLatest(id) {
-  const img = document.getElementById("cam-modal-img");
-  const meta = document.getElementById("cam-modal-meta");
-  fetchImage(`/devices/${encodeURIComponent(id)}/snapshot`).then(({ url, ts }) => {
-    if (modalDevice !== id) { URL.revokeObjectURL(url); return; }
-    if (modalUrl) URL.revokeObjectURL(modalUrl);
-    modalUrl = url;
-    img.src = url;
-    for (const f of document.getElementById("cam-modal-history").children) f.classList.remove("active");
-    const when = ts ?? snapTimes.get(id) ?? null;
-    meta.textContent = when ? `${fmtDateTime(when)} · ${ago(Date.now() / 1000 - when)}` : "";
-  }).catch(() => { if (modalDevice === id && !img.src) meta.textContent = t("no_image"); });
-}
-
-async function openCamera(id) {
-  modalDevice = id;
-  const modal = document.getElementById("cam-modal");
-  modal.classList.remove("hidden");
-  const d = state.devices.get(id) || { id };
-  document.getElementById("cam-modal-title").textContent = `${villageName(d.village)} · ${d.name || id}`;
-  document.getElementById("cam-modal-img").removeAttribute("src");
-  document.getElementById("cam-modal-meta").textContent = "";
-  showLatest(id);
-  const info = document.getElementById("cam-modal-info");
-  const row = (k, v) => `<dt>${esc(t(k))}</dt><dd>${esc(v ?? "—")}</dd>`;
-  const fill = (x) => {
-    info.innerHTML = row("device", x.id) + row("village", villageName(x.village)) + row("status", t(x.status || "unknown"))
-      + row("health", x.health ? t(`health_${x.health}`) : "—") + row("last_seen", x.last_seen ? fmtDateTime(x.last_seen) : "—")
-      + row("reason", x.presence_reason) + Object.entries(x.heartbeat || {}).filter(([k]) => !["seq", "interval_s", "stream_url"].includes(k)).slice(0, 6).map(([k, v]) => `<dt>${esc(k)}</dt><dd>${esc(v)}</dd>`).join("");
-  };
-  fill(d);
-  api(`/devices/${encodeURIComponent(id)}`).then((x) => { if (modalDevice === id) fill(x); }).catch(() => {});
-  loadHistory(id);
-  const end = Math.floor(Date.now() / 1000), start = end - 24 * 3600;
-  const fields = ["brightness", "sharpness", "fps"];
-  const results = await Promise.all(fields.map((f) => api(`/devices/${encodeURIComponent(id)}/series?field=${f}&start=${start}&end=${end}&every=600`).catch(() => null)));
-  if (modalDevice !== id || !window.echarts) return;
-  modalChart ||= window.echarts.init(document.getElementById("cam-modal-chart"));
-  const axisStyle = { axisLabel: { color: "#8fb0d6" }, splitLine: { lineStyle: { color: "#1b3a66" } } };
-  modalChart.setOption({
-    animation: false, backgroundColor: "transparent", tooltip: { trigger: "axis" },
-    legend: { top: 0, textStyle: { color: "#e8f3ff", fontSize: 13 } },
-    grid: { left: 50, right: 50, top: 30, bottom: 25 },
-    xAxis: { type: "time", min: (start * 1000), max: (end * 1000), axisLabel: { color: "#8fb0d6", formatter: (v) => fmtHM(v / 1000) } },
-    yAxis: [{ type: "value", ...axisStyle }, { type: "value", ...axisStyle, splitLine: { show: false } }],
-    series: fields.map((f, i) => ({ name: f, type: "line", showSymbol: false, connectNulls: false, yAxisIndex: f === "sharpness" ? 1 : 0,
-      data: (results[i]?.points || []).map(([ts, v]) => [ts * 1000, v]) })),
-  }, { notMerge: true });
-  modalChart.resize();
-}
-
-const HISTORY_SHOWN = 8;
-let historyUrls = [];
-
-/** The camera's recent snapshots (kept by the hub on health changes and periodically), newest first. */
-async function loadHistory(id) {
-  const strip = document.getElementById("cam-modal-history");
-  for (const u of historyUrls) URL.revokeObjectURL(u);
-  historyUrls = [];
-  strip.textContent = "";
-  let items = [];
-  try { items = (await api(`/devices/${encodeURIComponent(id)}/snapshots`)).items || []; } catch { return; }
-  if (modalDevice !== id) return;
-  for (const it of items.slice(0, HISTORY_SHOWN)) {
-    const fig = document.createElement("figure");
-    const bad = it.health && it.health !== "ok";
-    fig.innerHTML = `<img alt=""><figcaption class="${bad ? "bad" : ""}">${esc(fmtDateTime(it.ts))}${bad ? ` ${esc(t(`health_${it.health}`))}` : ""}</figcaption>`;
-    strip.appendChild(fig);
-    fetchImage(`/devices/${encodeURIComponent(id)}/snapshots/${it.id}`).then(({ url }) => {
-      if (modalDevice !== id) { URL.revokeObjectURL(url); return; }
-      historyUrls.push(url);
-      fig.querySelector("img").src = url;
-      fig.addEventListener("click", () => {
-        for (const f of strip.children) f.classList.toggle("active", f === fig);
-        document.getElementById("cam-modal-img").src = url;
-        document.getElementById("cam-modal-meta").textContent = `${fmtDateTime(it.ts)} · ${ago(Date.now() / 1000 - it.ts)}`;
-      });
-    }).catch(() => {});
-  }
-}
-
 export function initCameras() {
   ensureTiles();
   document.getElementById("cam-village").addEventListener("change", (e) => showVillage(e.target.value));
   document.getElementById("cam-tour").addEventListener("click", () => { tourOn = !tourOn; markDirty("cameras"); });
   tourTimer = setInterval(advance, TOUR_DWELL_MS);
   setInterval(() => markDirty("cameras"), 5000); // ages tick
-  document.getElementById("cam-modal-snap").addEventListener("click", async () => {
-    if (!modalDevice) return;
-    try { await api(`/devices/${encodeURIComponent(modalDevice)}/snapshot-request`, { method: "POST" }); toast(t("snapshot_requested")); }
-    catch (err) { toast(t("error", { msg: err.message }), true); }
-  });
-  const close = () => { document.getElementById("cam-modal").classList.add("hidden"); modalDevice = null; };
-  document.getElementById("cam-modal").addEventListener("click", (e) => {
-    if (e.target.id === "cam-modal" || e.target.hasAttribute("data-close")) close();
-  });
-  document.addEventListener("keydown", (e) => { if (e.key === "Escape" && modalDevice) close(); });
+  initCameraModal();
   window.addEventListener("resize", () => { lastLayout = ""; markDirty("cameras"); });
   register("cameras", render);
   return () => clearInterval(tourTimer);
