@@ -73,6 +73,7 @@ def test_page_loads_and_shows_the_hub_counts(page: Any, hub: RunningHub) -> None
     assert page.get_attribute("html", "lang") == "zh-CN"
     # a viewer sees no operator controls
     assert not page.is_visible("#btn-operator")
+    assert "token=" not in page.url  # kiosk mode: the token leaves the address bar at once
     save_doc_screenshot(page)
 
 
@@ -178,6 +179,8 @@ def test_language_toggle_switches_to_english_and_back(page: Any, hub: RunningHub
     page.click("#btn-lang")
     assert page.inner_text("#kpi-cameras label") == "摄像头在线"
     assert page.get_attribute("html", "lang") == "zh-CN"
+    open_wall(page, hub, lang="en")  # ?lang= in the URL wins
+    assert page.inner_text("#kpi-cameras label") == "Cameras online"
 
 
 def test_camera_tiles_keep_their_thumbnails_through_a_flood_of_snapshots(page: Any, hub: RunningHub) -> None:
