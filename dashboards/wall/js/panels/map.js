@@ -4,6 +4,7 @@ import { t } from "../i18n.js";
 import { countDevices, markDirty, openAlerts, openAlertsByVillage, register, state } from "../state.js";
 
 const MANY_VILLAGES = 30; // beyond this, smaller dots and only the labels that fit
+const MAX_RIPPLES = 12;
 const COLORS = { ok: "#2fe08a", warn: "#ffc53d", bad: "#ff4d5e", unknown: "#6c7b90" };
 let chart = null;
 let hasBoundary = false;
@@ -65,18 +66,26 @@ function render() {
     };
   });
   const lons = data.map((d) => d.value[0]), lats = data.map((d) => d.value[1]);
-  placeLabels(data, lons, lats);
+  if (many) {
+    // a crowded map names only its worst villages (hover names the rest)
+    const named = new Set(data.filter((d) => d.health === "bad").sort((a, b) => b.alarms - a.alarms).slice(0, MAX_RIPPLES));
+    for (const d of data) d.label = { show: named.has(d), position: "right" };
+  } else {
+    placeLabels(data, lons, lats);
+  }
   const pad = (a) => Math.max(0.005, (Math.max(...a) - Math.min(...a)) * 0.12);
   const series = {
     type: "scatter", data, coordinateSystem: hasBoundary ? "geo" : "cartesian2d",
     label: { show: true, position: "right", color: "#e8f3ff", fontSize: 14,
       formatter: (p) => `${p.data.name} ${p.data.cam.online + p.data.spk.online}/${p.data.cam.total + p.data.spk.total}` },
-    labelLayout: data.length > MANY_VILLAGES ? { hideOverlap: true } : { moveOverlap: "shiftY" },
+    labelLayout: many ? { hideOverlap: true } : { moveOverlap: "shiftY" },
     emphasis: { scale: 1.4 },
   };
   const alarmRipple = {
     type: "effectScatter", coordinateSystem: series.coordinateSystem, silent: true, z: 1,
-    data: data.filter((d) => d.health === "bad").map((d) => ({ value: d.value, symbolSize: d.symbolSize })),
+    // ripples are costly to animate: only the worst few villages get one
+    data: data.filter((d) => d.health === "bad").sort((a, b) => b.alarms - a.alarms).slice(0, MAX_RIPPLES)
+      .map((d) => ({ value: d.value, symbolSize: d.symbolSize })),
     rippleEffect: { scale: 3, brushType: "stroke" }, itemStyle: { color: COLORS.bad },
   };
   const option = {
