@@ -68,6 +68,7 @@ class Settings(BaseSettings):
 
     # --- the project's own (documented in docs/configuration.md) ---
     township_name: str = "示范乡"
+    boundary_geojson: Path | None = None  # the township outline drawn on the wall screen's map
     public_url: str | None = None  # how devices reach the hub over HTTP (broadcast media); default http://host:port
     mqtt_client_id: str = "villagehub"
     mqtt_protocol: Literal[5, 311] = 5

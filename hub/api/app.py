@@ -107,7 +107,8 @@ def create_app(services: Services, dashboards_dir: Path | None = None) -> FastAP
     r = _optional_router("hub.api.routes.registry", services.registry, require_viewer, require_admin)
     if r is not None:
         app.include_router(r)
-    r = _optional_router("hub.api.routes.wallscreen", dashboards_dir or REPO_ROOT / "dashboards")
+    r = _optional_router("hub.api.routes.wallscreen", dashboards_dir or REPO_ROOT / "dashboards",
+                         services.settings.boundary_geojson)
     if r is not None:
         app.include_router(r)
     return app

@@ -251,7 +251,7 @@ class SnapshotService:
         for cond in update.raised:
             self.alerts.raise_alert(
                 f"camera:{device_id}:{cond.value}", device_id=device_id, type=f"camera_{cond.value}",
-                severity=SEVERITY[cond], message=f"camera {device_id}: image {cond.value}", ts=ts,
+                severity=SEVERITY[cond], message=f"摄像头 {device_id}：{_CONDITION_ZH.get(cond.value, cond.value)}", ts=ts,
             )
         for cond in update.cleared:
             self.alerts.clear_alert(f"camera:{device_id}:{cond.value}", ts)
@@ -315,7 +315,7 @@ class SnapshotService:
             if is_stale and not cam.stale:
                 self.alerts.raise_alert(
                     key, device_id=device_id, type="snapshot_stale", severity="warning",
-                    message=f"camera {device_id}: heartbeats arrive but no snapshot for {now - last:.0f} s", ts=now,
+                    message=f"摄像头 {device_id}：心跳正常但 {(now - last) / 60:.0f} 分钟无抓拍图像", ts=now,
                 )
             elif cam.stale and not is_stale:
                 self.alerts.clear_alert(key, now)
@@ -368,3 +368,8 @@ class SnapshotService:
     def wait_idle(self, timeout: float = 10.0) -> bool:
         """Block until nothing waits or runs (tests and benchmarks)."""
         return self._slots.wait_idle(timeout)
+
+
+# Alert texts are for the command center's operators (zh-CN); the API keeps the English state names.
+_CONDITION_ZH = {"dark": "画面过暗", "blurred": "画面模糊", "covered": "镜头被遮挡", "frozen": "画面冻结",
+                 "moved": "镜头位置偏移"}
