@@ -119,6 +119,13 @@ class LiveState:
                 dev: (known.get(dev, "unknown"), d.last_seen) for dev, d in self._devices.items()
             }
 
+    def peek(self, device_id: str) -> tuple[Status, float | None]:
+        """(status, last_seen) without taking the lock: single dict reads are atomic in CPython,
+        so request paths that look at thousands of devices do not queue behind ingest."""
+        entry = self.presence.peek(device_id)
+        d = self._devices.get(device_id)
+        return entry, (d.last_seen if d is not None else None)
+
     def last_heartbeat(self, device_id: str) -> float | None:
         with self._lock:
             d = self._devices.get(device_id)

@@ -94,6 +94,10 @@ class PresenceTracker:
         entry = self._entries.get(device_id)
         return entry.status if entry else "unknown"
 
+    def peek(self, device_id: str) -> Status:
+        entry = self._entries.get(device_id)
+        return entry.status if entry is not None else "unknown"
+
     def reason(self, device_id: str) -> Reason | None:
         entry = self._entries.get(device_id)
         return entry.reason if entry else None

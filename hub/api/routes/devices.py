@@ -62,19 +62,17 @@ def build_router() -> APIRouter:
         limit: int = Query(100, ge=1, le=MAX_PAGE),
         offset: int = Query(0, ge=0),
     ) -> dict[str, Any]:
-        statuses = services.live.statuses()
-        items = []
-        for dev in services.registry.devices(kind=kind, village=village, group=group):
-            st, seen = statuses.get(dev.id, ("unknown", None))
-            if status and st != status:
-                continue
-            if registered is not None and dev.registered != registered:
-                continue
-            items.append((dev, st, seen))
-        page = items[offset : offset + limit]
+        live = services.live
+        devices = services.registry.devices(kind=kind, village=village, group=group)
+        if registered is not None:
+            devices = [d for d in devices if d.registered == registered]
+        if status is not None:
+            peek = live.presence.peek
+            devices = [d for d in devices if peek(d.id) == status]
+        page = devices[offset : offset + limit]
         return {
-            "items": [device_item(services, d, st, seen) for d, st, seen in page],
-            "total": len(items), "limit": limit, "offset": offset,
+            "items": [device_item(services, d, *live.peek(d.id)) for d in page],
+            "total": len(devices), "limit": limit, "offset": offset,
         }
 
     @router.get("/devices/{device_id}", summary="One device with its latest heartbeat values")
