@@ -116,11 +116,18 @@ class MediaStore:
             raise MediaError("tts_unavailable", "hub-side TTS needs espeak-ng installed on the hub")
         if not text.strip() or len(text) > TTS_MAX_CHARS:
             raise MediaError("bad_text", f"text must be 1–{TTS_MAX_CHARS} characters", "media.text")
-        voice = TTS_VOICES.get(lang, lang)
+        if any(ord(c) < 32 and c not in "\n\t" for c in text):
+            raise MediaError("bad_text", "text must not contain control characters", "media.text")
+        voice = TTS_VOICES.get(lang)
+        if voice is None:
+            raise MediaError("bad_lang", f"lang must be one of {', '.join(TTS_VOICES)}", "media.lang")
         with tempfile.TemporaryDirectory() as tmp:
             out = Path(tmp) / "tts.wav"
-            proc = subprocess.run([exe, "-v", voice, "-w", str(out), "--", text],
-                                  capture_output=True, timeout=TTS_TIMEOUT_S, check=False)
+            try:
+                proc = subprocess.run([exe, "-v", voice, "-w", str(out), "--", text],
+                                      capture_output=True, timeout=TTS_TIMEOUT_S, check=False)
+            except (OSError, ValueError, subprocess.TimeoutExpired) as exc:
+                raise MediaError("tts_failed", f"espeak-ng could not run: {exc}") from None
             if proc.returncode != 0 or not out.exists():
                 raise MediaError("tts_failed",
                                  f"espeak-ng failed: {proc.stderr.decode(errors='replace')[:200]}")
