@@ -7,14 +7,17 @@ again is a no-op, clearing a key that is not open is a no-op. Alerts live in SQL
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 import threading
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Literal
 
 from hub import metrics
 from hub.eventbus import EventBus
+
+log = logging.getLogger(__name__)
 
 Severity = Literal["info", "warning", "critical"]
 
@@ -80,6 +83,35 @@ class AlertBook:
             )
         }
         metrics.alerts_open.set(len(self._open))
+        # Alerts that could not be written (e.g. the data disk is full — itself an alert) live
+        # here with a temporary negative id and are written as soon as the database takes them.
+        self._unsaved: dict[int, Alert] = {}
+        self._next_temp_id = -1
+
+    def _persist_unsaved_locked(self) -> None:
+        for temp_id, a in sorted(self._unsaved.items(), reverse=True):
+            cur = self._db.execute(
+                "INSERT INTO alerts(key, device_id, village, type, severity, message, raised_at, cleared_at,"
+                " acked_by, acked_at) VALUES (?,?,?,?,?,?,?,?,?,?)",
+                (a.key, a.device_id, a.village, a.type, a.severity, a.message, a.raised_at, a.cleared_at,
+                 a.acked_by, a.acked_at),
+            )
+            saved = replace(a, id=int(cur.lastrowid or 0))
+            del self._unsaved[temp_id]
+            if self._open.get(a.key) is a:
+                self._open[a.key] = saved
+        if not self._unsaved:
+            log.info("alerts: the database takes writes again; held alerts saved")
+
+    def _write_locked(self, sql: str, args: tuple[object, ...]) -> sqlite3.Cursor | None:
+        """One write; None when the database refuses it (disk full, I/O error)."""
+        try:
+            if self._unsaved:
+                self._persist_unsaved_locked()
+            return self._db.execute(sql, args)
+        except sqlite3.Error as exc:
+            log.warning("alerts: database write failed (%s); holding alerts in memory", exc)
+            return None
 
     def raise_alert(
         self,
@@ -96,13 +128,19 @@ class AlertBook:
         with self._lock:
             if key in self._open:
                 return None
-            cur = self._db.execute(
+            cur = self._write_locked(
                 "INSERT INTO alerts(key, device_id, village, type, severity, message, raised_at)"
                 " VALUES (?,?,?,?,?,?,?)",
                 (key, device_id, village, type, severity, message, ts),
             )
-            alert = Alert(int(cur.lastrowid or 0), key, device_id, village, type, severity, message, ts,
-                          None, None, None)
+            if cur is None:
+                alert_id = self._next_temp_id
+                self._next_temp_id -= 1
+            else:
+                alert_id = int(cur.lastrowid or 0)
+            alert = Alert(alert_id, key, device_id, village, type, severity, message, ts, None, None, None)
+            if cur is None:
+                self._unsaved[alert_id] = alert
             self._open[key] = alert
             metrics.alerts_open.set(len(self._open))
         if self._bus:
@@ -114,13 +152,26 @@ class AlertBook:
             alert = self._open.pop(key, None)
             if alert is None:
                 return None
-            self._db.execute("UPDATE alerts SET cleared_at=? WHERE id=?", (ts, alert.id))
+            if alert.id < 0 and alert.id in self._unsaved:
+                self._unsaved[alert.id] = replace(self._unsaved[alert.id], cleared_at=ts)
+            else:
+                self._write_locked("UPDATE alerts SET cleared_at=? WHERE id=?", (ts, alert.id))
             metrics.alerts_open.set(len(self._open))
         if self._bus:
             self._bus.publish("alert_cleared", {"id": alert.id, "key": key, "device_id": alert.device_id}, ts)
         return alert
 
     def acknowledge(self, alert_id: int, by: str, ts: float) -> Alert | None:
+        with self._lock:
+            held = self._unsaved.get(alert_id)
+            if held is not None and held.acked_at is None:
+                held = self._unsaved[alert_id] = replace(held, acked_by=by, acked_at=ts)
+                if held.cleared_at is None:
+                    self._open[held.key] = held
+        if held is not None:
+            if self._bus:
+                self._bus.publish("alert", held.to_json(), ts)
+            return held
         with self._lock:
             cur = self._db.execute(
                 "UPDATE alerts SET acked_by=?, acked_at=? WHERE id=? AND acked_at IS NULL", (by, ts, alert_id)
@@ -149,10 +200,15 @@ class AlertBook:
                 f"SELECT {_COLUMNS} FROM alerts WHERE raised_at >= ? ORDER BY raised_at DESC, id DESC LIMIT ?",
                 (since or 0.0, limit),
             ).fetchall()
-        return [Alert(*r) for r in rows]
+            held = [a for a in self._unsaved.values() if a.raised_at >= (since or 0.0)]
+        alerts = held + [Alert(*r) for r in rows]
+        alerts.sort(key=lambda a: a.raised_at, reverse=True)
+        return alerts[:limit]
 
     def get(self, alert_id: int) -> Alert | None:
         with self._lock:
+            if alert_id in self._unsaved:
+                return self._unsaved[alert_id]
             row = self._db.execute(f"SELECT {_COLUMNS} FROM alerts WHERE id=?", (alert_id,)).fetchone()
         return Alert(*row) if row else None
 

@@ -264,6 +264,8 @@ class DurableWriter:
                     stored = self._write_store(lines)
                     self._count_stored(stored)
                     self._store_ok()
+                    # Nothing waits in the spool (it may never have taken anything: a full disk).
+                    self._set_state("ok", "the store takes every write again")
                     return True
                 except Unwritten as u:
                     self._count_stored(u.stored)

@@ -108,10 +108,8 @@ def test_data_dir_full_while_store_away_alerts_holds_back_and_recovers(
         assert wait_until(lambda: open_alert(hub, "store:spool_full") is None, 15), hub.alerts()
         assert hub.alive()
         assert_accounting(hub)
-        if not alert_seen:
-            why = "sqlite3.OperationalError" if "database or disk is full" in hub.log_tail(200_000) else "?"
-            pytest.xfail(f"no store:spool_full alert while the data disk was full ({why}: the alert book "
-                         "persists alerts in SQLite on that same full disk); recovery and no-loss verified")
+        # The alert book holds alerts in memory while its own SQLite file cannot grow.
+        assert alert_seen, "no store:spool_full alert while the data disk was full"
     finally:
         pub.stop()
         hub.stop()
