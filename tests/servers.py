@@ -92,6 +92,9 @@ class MosquittoServer:
         self.extra_config = config
         conf = self.workdir / "mosquitto.conf"
         body = config or "allow_anonymous true\n"
+        if os.geteuid() == 0 and "\nuser " not in "\n" + body:
+            # as root Mosquitto would drop to `mosquitto` and could not write its persistence file
+            body += "user root\n"
         conf.write_text(
             f"listener {self.port} 127.0.0.1\n"
             f"persistence true\npersistence_location {self.workdir}/\n"

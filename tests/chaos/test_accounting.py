@@ -1,6 +1,7 @@
 """The accounting invariant of issue 8, read from /metrics after mixed traffic (valid and
 malformed heartbeats, statuses, events): per message kind,
-received = stored + rejected + spooled (+ dropped)."""
+received = rejected + dropped + accepted, and accepted heartbeats/events = their points stored +
+spooled + refused (+ dropped) — see hub/metrics.py."""
 
 from __future__ import annotations
 
@@ -42,6 +43,8 @@ def test_received_equals_stored_plus_rejected_plus_spooled_per_kind(
                           10), hub.log_tail()
         acc = assert_accounting(hub, required=True)
         assert acc is not None and acc["heartbeat"]["rejected"] >= 4
+        assert acc["heartbeat"]["accepted"] == 200 and acc["heartbeat"]["points"] == 200
+        assert acc["status"]["rejected"] >= 1 and acc["event"]["accepted"] >= 1
     finally:
         c.loop_stop()
         c.disconnect()
