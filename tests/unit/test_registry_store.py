@@ -231,6 +231,7 @@ def test_readers_and_writers_in_threads_see_consistent_snapshots(reg: Registry) 
                 last = len(devices)
                 assert all(reg.get(d.id) is not None for d in devices[-50:])
                 assert all(d.kind == "camera" for d in reg.devices(kind="camera"))
+                time.sleep(0.001)  # let the writers run: a spinning reader starves them of the GIL
         except BaseException as exc:  # pragma: no cover - reported below
             failures.append(exc)
 
@@ -248,7 +249,8 @@ def test_readers_and_writers_in_threads_see_consistent_snapshots(reg: Registry) 
     for _ in range(3):
         reg.import_township(big)
     for t in threads[2:]:
-        t.join(timeout=30)
+        t.join(timeout=120)
+    assert not any(t.is_alive() for t in threads[2:]), "the writers did not finish"
     stop.set()
     for t in threads[:2]:
         t.join(timeout=30)
