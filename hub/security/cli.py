@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
@@ -175,18 +176,23 @@ def issue(
     if from_registry:
         active = {r.username for r in store.records() if r.active}
         wanted = [i for i in wanted if i not in active]
+    _hand_out(wanted, lambda username: store.issue(username, role_value), secret_out)
+    _apply(store, password_file, acl_file, topic_root, group, reload_pidfile)
+
+
+def _hand_out(usernames: list[str], make: Callable[[str], IssuedCredential], secret_out: Path | None) -> None:
+    """Issue or rotate each user's password and show every new one once, also when one fails."""
     if secret_out is not None and secret_out.exists():
         raise _fail(f"{secret_out} exists: choose a new file (passwords are written once)")
     issued: list[IssuedCredential] = []
     try:
-        for username in wanted:
-            issued.append(store.issue(username, role_value))
+        for username in usernames:
+            issued.append(make(username))
     except CredentialError as exc:
         if issued:
             _show_once(issued, secret_out)
         raise _fail(str(exc)) from None
     _show_once(issued, secret_out)
-    _apply(store, password_file, acl_file, topic_root, group, reload_pidfile)
 
 
 @credentials_app.command()
@@ -203,18 +209,7 @@ def rotate(
 ) -> None:
     """Give each id a new password; the old one stops working when Mosquitto reloads."""
     store = _store(data_dir)
-    wanted = collect_ids(ids, ids_file, data_dir, False)
-    if secret_out is not None and secret_out.exists():
-        raise _fail(f"{secret_out} exists: choose a new file (passwords are written once)")
-    issued: list[IssuedCredential] = []
-    try:
-        for username in wanted:
-            issued.append(store.rotate(username))
-    except CredentialError as exc:
-        if issued:
-            _show_once(issued, secret_out)
-        raise _fail(str(exc)) from None
-    _show_once(issued, secret_out)
+    _hand_out(collect_ids(ids, ids_file, data_dir, False), store.rotate, secret_out)
     _apply(store, password_file, acl_file, topic_root, group, reload_pidfile)
 
 
