@@ -35,9 +35,14 @@ def new_command_id() -> str:
 
 @dataclass(slots=True)
 class Change:
-    delivery: Delivery
+    delivery: Delivery  # the live record: its state may have moved on by the time it is recorded
     old: str
     ts: float
+    new: str | None = None  # the state this change set (None: no state change, e.g. a resend)
+
+    @property
+    def to(self) -> str:
+        return self.old if self.new is None else self.new
 
 
 @dataclass(slots=True)
@@ -99,7 +104,7 @@ class Dispatcher:
             rt.offline.discard(d.command_id)
         else:
             self.open[d.command_id] = d
-        self.changes.append(Change(d, old, ts))
+        self.changes.append(Change(d, old, ts, state))
         return True
 
     def drain(self) -> list[Change]:

@@ -61,25 +61,25 @@ class Outcomes:
             return
         for c in changes:  # counts first: a lazy load must see the rows before this save
             counts = self.counts(c.delivery.occurrence_id)
-            if c.old != c.delivery.state:
+            if c.old != c.to:  # count each step as it happened, not the record's state now
                 counts[c.old] -= 1
-                counts[c.delivery.state] += 1
+                counts[c.to] += 1
         latest = {c.delivery.command_id: c.delivery for c in changes}
         self.store.save_deliveries(list(latest.values()))
-        moved = [c for c in changes if c.old != c.delivery.state]
+        moved = [c for c in changes if c.old != c.to]
         if self.emit_points is not None and moved:
             self.emit_points([
                 Point("delivery",
                       {"device": c.delivery.device_id, "village": c.delivery.village,
                        "village_group": c.delivery.group, "priority": str(c.delivery.priority)},
                       {"broadcast_id": c.delivery.broadcast_id, "command_id": c.delivery.command_id,
-                       "state": c.delivery.state}, c.ts)
+                       "state": c.to}, c.ts)
                 for c in moved
             ])
         for c in moved:
             self._alert(c)
-            if c.delivery.state in TERMINAL_STATES:
-                _FINAL[c.delivery.state].inc()
+            if c.to in TERMINAL_STATES:
+                _FINAL[c.to].inc()
         by_occ: dict[str, list[Change]] = {}
         for c in changes:
             by_occ.setdefault(c.delivery.occurrence_id, []).append(c)

@@ -352,3 +352,30 @@ def test_a_publisher_failure_leaves_the_delivery_pending_and_the_next_tick_sends
     rig.svc.dispatch._publish = real
     rig.svc.tick()
     assert len(rig.plays("s3")) == 1 and rig.states(bid) == {"s3": "sent"}
+
+
+
+def test_summary_counts_each_step_when_several_changes_of_one_delivery_are_recorded_together(
+    tmp_path: Path,
+) -> None:
+    """Acks can move a delivery pending → sent → received before the changes are flushed;
+    the per-occurrence summary must count every step as it happened (never a negative state)."""
+    from hub.broadcasts.dispatch import Change
+    from hub.broadcasts.model import Delivery
+    from hub.broadcasts.outcomes import Outcomes
+    from hub.broadcasts.store import BroadcastStore
+
+    class Alerts:
+        def raise_alert(self, *a: object, **k: object) -> None: ...
+        def clear_alert(self, *a: object, **k: object) -> None: ...
+
+    points: list[Point] = []
+    outcomes = Outcomes(BroadcastStore(tmp_path / "b.db"), emit_points=points.extend, alerts=Alerts(),
+                        events=None)
+    outcomes.fired("o1", 1)
+    d = Delivery(command_id="c1", occurrence_id="o1", broadcast_id="b1", device_id="spk-1", village="v",
+                 group="g", priority=3, state="received", due_at=0.0, expires_at=100.0, updated_at=0.0)
+    outcomes.record([Change(d, "pending", 1.0, "sent"), Change(d, "sent", 2.0, "received")])
+    counts = outcomes.counts("o1")
+    assert {k: v for k, v in counts.items() if v} == {"received": 1}
+    assert [p.fields["state"] for p in points] == ["sent", "received"]
