@@ -63,6 +63,11 @@ class Ingest:
         if handler is None:
             self.rejections.reject("topic", "bad_channel", msg.device_id)
             return
+        if msg.retain and msg.channel != "status":
+            # Only `status` is retained by contract (PROTOCOL §2). The broker replays any other
+            # retained message on every (re)subscription: ingesting it would count it again.
+            self.rejections.reject(msg.channel, "retained", msg.device_id)
+            return
         try:
             handler(msg, lines)
         except Exception as exc:  # never let one message stop ingestion
