@@ -52,9 +52,24 @@ _SPEAKER: Final[dict[str, TypeAdapter[Any]]] = {
     "mains": TypeAdapter(StrictBool),
     "battery_pct": TypeAdapter(Percent),
 }
+_LIGHT: Final[dict[str, TypeAdapter[Any]]] = {  # street lights: docs/devices.md
+    "on": TypeAdapter(StrictBool),
+    "level": TypeAdapter(Annotated[StrictInt, Field(ge=0, le=100)]),
+    "power_w": TypeAdapter(NonNeg),
+    "energy_wh": TypeAdapter(NonNeg),
+    "mains": TypeAdapter(StrictBool),
+    "solar": TypeAdapter(StrictBool),
+    "battery_pct": TypeAdapter(Percent),
+    "solar_w": TypeAdapter(NonNeg),
+    "lux": TypeAdapter(NonNeg),
+    "temp_c": TypeAdapter(Number),
+    "fault": TypeAdapter(Annotated[str | None, Field(strict=True, max_length=32)]),
+    "mode": TypeAdapter(Literal["auto", "manual"]),
+}
 FIELDS_BY_KIND: Final[dict[str, dict[str, TypeAdapter[Any]]]] = {
     "camera": {**_COMMON, **_CAMERA},
     "speaker": {**_COMMON, **_SPEAKER},
+    "light": {**_COMMON, **_LIGHT},
 }
 
 
@@ -162,6 +177,8 @@ def heartbeat_point_fields(hb: Heartbeat) -> dict[str, Any]:
     out = dict(hb.fields)
     if "playing" in out and out["playing"] is None:
         out["playing"] = ""
+    if "fault" in out and out["fault"] is None:  # a light's healthy lamp
+        out["fault"] = ""
     return out
 
 
