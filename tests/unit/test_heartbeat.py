@@ -107,10 +107,29 @@ def test_malformed_heartbeat_is_rejected_whole(payload: bytes, reason: str) -> N
     assert isinstance(r, HeartbeatRejected) and r.reason == reason
 
 
-def test_deeply_nested_unknown_field_does_not_crash() -> None:
-    payload = b'{"kind": "camera", "x": ' + b"[" * 100_00 + b"]" * 100_00 + b"}"
+def test_nested_unknown_field_is_ignored_and_known_fields_kept() -> None:
+    payload = b'{"kind": "camera", "fps": 3, "x": ' + b"[" * 100 + b"]" * 100 + b"}"
     r = parse_heartbeat("cam-001", payload, NOW)
-    assert isinstance(r, HeartbeatRejected | Heartbeat)
+    assert isinstance(r, Heartbeat)
+    assert r.fields == {"fps": 3.0} and not r.rejected
+
+
+def test_nesting_too_deep_to_parse_within_16_kib_is_rejected_whole_as_not_json() -> None:
+    payload = b'{"kind": "camera", "fps": 3, "x": ' + b"[" * 8000 + b"]" * 8000 + b"}"
+    assert len(payload) <= 16 * 1024  # under the size limit: the parser itself must refuse it
+    r = parse_heartbeat("cam-001", payload, NOW)
+    assert isinstance(r, HeartbeatRejected) and r.reason == "not_json"
+
+
+def test_heartbeat_of_exactly_16_kib_is_accepted_and_one_byte_more_is_too_large() -> None:
+    head = b'{"kind": "camera", "fps": 3, "pad": "'
+    fits = head + b"x" * (16 * 1024 - len(head) - 2) + b'"}'
+    assert len(fits) == 16 * 1024
+    r = parse_heartbeat("cam-001", fits, NOW)
+    assert isinstance(r, Heartbeat) and r.fields == {"fps": 3.0}
+    over = head + b"x" * (16 * 1024 - len(head) - 1) + b'"}'
+    r = parse_heartbeat("cam-001", over, NOW)
+    assert isinstance(r, HeartbeatRejected) and r.reason == "too_large"
 
 
 def test_missing_ts_uses_receive_time() -> None:
