@@ -184,12 +184,13 @@ bind-address = "127.0.0.1:{self.rpc_port}"
         self.process = ManagedProcess(self.process.argv, self.workdir, "influxd.log")
         self.start()
 
-    def query(self, q: str, db: str = "villagehub") -> list[dict[str, Any]]:
-        """Run InfluxQL; return the series of the first statement (empty list when none)."""
+    def query(self, q: str, db: str = "villagehub", epoch: str = "s") -> list[dict[str, Any]]:
+        """Run InfluxQL; return the series of the first statement (empty list when none).
+        Times come back as integers in `epoch` units (s, ms, u, ns)."""
         import json
         from urllib.parse import urlencode
 
-        url = f"{self.url}/query?{urlencode({'db': db, 'q': q, 'epoch': 's'})}"
+        url = f"{self.url}/query?{urlencode({'db': db, 'q': q, 'epoch': epoch})}"
         with urllib.request.urlopen(url, timeout=10) as r:
             body = json.loads(r.read())
         result = body["results"][0]
@@ -197,10 +198,10 @@ bind-address = "127.0.0.1:{self.rpc_port}"
             raise RuntimeError(result["error"])
         return list(result.get("series", []))
 
-    def rows(self, q: str, db: str = "villagehub") -> list[dict[str, Any]]:
+    def rows(self, q: str, db: str = "villagehub", epoch: str = "s") -> list[dict[str, Any]]:
         """Run InfluxQL; flatten the first statement's series into dicts (tags included)."""
         out: list[dict[str, Any]] = []
-        for series in self.query(q, db):
+        for series in self.query(q, db, epoch):
             cols: list[str] = series["columns"]
             tags: dict[str, Any] = series.get("tags") or {}
             for values in series["values"]:

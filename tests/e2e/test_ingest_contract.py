@@ -30,26 +30,41 @@ def counter(c: Any, **labels: str) -> float:
     return float(c.labels(**labels)._value.get()) if labels else float(c._value.get())
 
 
+def rejected_by_reason(kind: str, before: dict[str, float]) -> dict[str, float]:
+    """vh_messages_rejected_total{kind} per reason, minus `before` (reasons with no change left out)."""
+    now: dict[str, float] = {}
+    for fam in metrics.messages_rejected.collect():
+        for s in fam.samples:
+            if s.name.endswith("_total") and s.labels.get("kind") == kind:
+                now[s.labels["reason"]] = float(s.value)
+    return {r: v - before.get(r, 0.0) for r, v in now.items() if v - before.get(r, 0.0)}
+
+
 def test_every_heartbeat_field_lands_in_influxdb_with_its_type(
     hub: InProcessHub, mosquitto: MosquittoServer, influxdb: InfluxServer
 ) -> None:
     cam = raw_client(mosquitto.port, "cam-contract")
     spk = raw_client(mosquitto.port, "spk-contract")
-    now = time.time()
+    # a device clock 200.25 s behind: within the 300 s skew, so the point keeps the DEVICE's time
+    device_ts = round(time.time() - 200.25, 3)
+    t_sent = time.time()
     cam.publish("vhub/v1/dev/cam-contract/heartbeat", json.dumps({
-        "kind": "camera", "ts": now, "seq": 1, "interval_s": 30, "uptime_s": 5, "rssi_dbm": -60, "fw": "1.0",
+        "kind": "camera", "ts": device_ts, "seq": 1, "interval_s": 30, "uptime_s": 5, "rssi_dbm": -60, "fw": "1.0",
         "fps": 25, "bitrate_kbps": 2048, "temp_c": 40.5, "storage_free_pct": 50, "recording": True,
         "stream_url": "rtsp://10.0.0.1/s"}), qos=1).wait_for_publish(5)
     spk.publish("vhub/v1/dev/spk-contract/heartbeat", json.dumps({
-        "kind": "speaker", "ts": now, "seq": 1, "volume": 70, "state": "idle", "playing": None,
+        "kind": "speaker", "seq": 1, "volume": 70, "state": "idle", "playing": None,
         "amp_temp_c": 35.0, "power_w": 2.5, "mains": True, "battery_pct": 90}), qos=1).wait_for_publish(5)
     db = hub.db  # type: ignore[attr-defined]
-    rows = wait_for(lambda: len(influxdb.rows("SELECT * FROM heartbeat", db)) == 2
-                    and influxdb.rows("SELECT * FROM heartbeat", db))
+    rows = wait_for(lambda: len(r := influxdb.rows("SELECT * FROM heartbeat", db, epoch="u")) == 2 and r)
+    t_stored = time.time()
     cam_row = next(r for r in rows if r["device"] == "cam-contract")
     assert cam_row["fps"] == 25 and cam_row["recording"] is True and cam_row["stream_url"] == "rtsp://10.0.0.1/s"
     assert cam_row["kind"] == "camera" and cam_row["seq"] == 1 and cam_row["fw"] == "1.0"
-    assert cam_row["time"] == pytest.approx(now, abs=1)
+    assert cam_row["time"] == round(device_ts * 1_000_000)  # exactly the device's ts (µs), not the hub's
+    # no `ts`: the hub's receive time, which lies between the publish and the read-back
+    spk_row = next(r for r in rows if r["device"] == "spk-contract")
+    assert t_sent * 1e6 <= spk_row["time"] <= t_stored * 1e6
     field_types = {
         s["values"][i][0]: s["values"][i][1]  # type: ignore[index]
         for s in influxdb.query("SHOW FIELD KEYS FROM heartbeat", db)
@@ -68,8 +83,8 @@ def test_malformed_payloads_are_counted_while_valid_heartbeats_interleaved_are_a
     dev = raw_client(mosquitto.port, "cam-bad")
     bad = [b"not json", b'{"fps": 1}', b'{"kind": "camera", "fw": "' + b"x" * 1_000_000 + b'"}',
            b'{"kind": "camera", "fps": NaN}', b"[" * 5000, b'{"kind": "toaster"}', b"\xff\xfe\x00"]
-    before = {r: counter(metrics.messages_rejected, kind="heartbeat", reason=r)
-              for r in ("not_json", "missing_kind", "too_large", "bad_kind")}
+    before_all = rejected_by_reason("heartbeat", {})
+    wrong_before = counter(metrics.fields_rejected, field="fps", reason="wrong_type")
     for seq in range(20):
         dev.publish("vhub/v1/dev/cam-bad/heartbeat",
                     json.dumps({"kind": "camera", "seq": seq, "ts": time.time(), "fps": "wrong" if seq == 3 else 10}),
@@ -80,11 +95,13 @@ def test_malformed_payloads_are_counted_while_valid_heartbeats_interleaved_are_a
                     and len(r) == 20 and r)
     assert sorted(r["seq"] for r in rows) == list(range(20))
     assert next(r for r in rows if r["seq"] == 3)["fps"] is None  # the wrong field alone was dropped
-    after = {r: counter(metrics.messages_rejected, kind="heartbeat", reason=r) for r in before}
-    assert after["not_json"] - before["not_json"] >= 9
-    assert after["missing_kind"] - before["missing_kind"] >= 3
-    assert after["too_large"] - before["too_large"] >= 2
-    assert after["bad_kind"] - before["bad_kind"] >= 2
+    # 20 malformed payloads: bad[0..6] × 3 (seq 0..13), then bad[0..5] once more (seq 14..19)
+    wait_for(lambda: rejected_by_reason("heartbeat", before_all) and
+             sum(rejected_by_reason("heartbeat", before_all).values()) >= 20)
+    delta = rejected_by_reason("heartbeat", before_all)
+    assert delta == {"not_json": 11, "missing_kind": 3, "too_large": 3, "bad_kind": 3}, delta
+    # the `fps: "wrong"` field alone was rejected (counted per field, the heartbeat kept)
+    assert counter(metrics.fields_rejected, field="fps", reason="wrong_type") - wrong_before == 1
     dev.loop_stop()
 
 
