@@ -31,7 +31,7 @@ import psutil  # noqa: E402
 from tests.servers import InfluxServer, MosquittoServer, free_port  # noqa: E402
 
 RESULTS_DIR = ROOT / "bench" / "results"
-ADMIN_TOKEN = "bench-admin-token-0123456789"
+ADMIN_TOKEN = "bench-admin-token-0123456789abcdef0123"  # VH_BOOTSTRAP_TOKEN: >= 32 characters
 # The bench broker: no queue or in-flight limits, so neither a slow consumer nor the
 # publisher is throttled or dropped by the broker's defaults (the same for every consumer).
 BROKER_CONFIG = "allow_anonymous true\nmax_queued_messages 0\nmax_inflight_messages 0\nmessage_size_limit 5242880\n"

@@ -1,15 +1,17 @@
 """Typed settings from the `VH_*` environment variables of PROTOCOL §8.
 
 A YAML file named by `VH_CONFIG` may add to them; the environment wins.
-Errors at start-up name the variable and say what to fix.
+Every value is checked at start-up (nothing parsed later may fail); errors name the
+variable, say what to fix, and never print a secret (passwords, tokens).
 """
 
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Any, Literal
-from urllib.parse import unquote, urlsplit
+from urllib.parse import unquote, urlsplit, urlunsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, ValidationError, field_validator, model_validator
@@ -21,6 +23,29 @@ from pydantic_settings import (
 )
 
 from hub.topics import is_valid_id
+
+BOOTSTRAP_TOKEN_MIN_LEN = 32
+# Never shown in an error, a log line or the settings' repr.
+SECRET_FIELDS = frozenset({"influx_password", "influx_token", "bootstrap_token"})
+# URLs that may carry `user:password@`: shown with the password masked.
+URL_FIELDS = frozenset({"mqtt_url", "influx_url", "public_url"})
+LOG_LEVELS = ("CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG")
+_HHMM = r"(?:[01]\d|2[0-3]):[0-5]\d"
+_QUIET_HOURS = re.compile(rf"^{_HHMM}-{_HHMM}$")
+_RETENTION = re.compile(r"^(?:INF|\d+[smhdw])$", re.IGNORECASE)
+
+
+def mask_url(url: str) -> str:
+    """`scheme://user:***@host:port/…`: the URL with any password replaced."""
+    try:
+        parts = urlsplit(url)
+        if parts.password is None:
+            return url
+        host = parts.netloc.rsplit("@", 1)[1]
+        user = parts.username or ""
+        return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
+    except ValueError:
+        return "***"  # not even splittable: show nothing of it
 
 
 class MqttUrl:
@@ -51,19 +76,19 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="VH_", extra="ignore", validate_default=True)
 
     # --- PROTOCOL §8 ---
-    mqtt_url: str = "mqtt://127.0.0.1:1883"
+    mqtt_url: str = Field("mqtt://127.0.0.1:1883", repr=False)
     topic_root: str = "vhub/v1"
-    influx_url: str | None = None
+    influx_url: str | None = Field(None, repr=False)
     influx_db: str = "villagehub"
     influx_user: str | None = None
-    influx_password: str | None = None
-    influx_token: str | None = None
+    influx_password: str | None = Field(None, repr=False)
+    influx_token: str | None = Field(None, repr=False)
     influx_org: str | None = None
     influx_bucket: str | None = None
     data_dir: Path = Path("./data")
     http_host: str = "127.0.0.1"
     http_port: int = Field(8000, ge=1, le=65535)
-    bootstrap_token: str | None = None
+    bootstrap_token: str | None = Field(None, repr=False)
     tz: str = "Asia/Shanghai"
 
     # --- the project's own (documented in docs/configuration.md) ---
@@ -86,8 +111,11 @@ class Settings(BaseSettings):
     clock_skew_s: float = Field(300.0, gt=0)
     snapshot_max_bytes: int = Field(4 * 1024 * 1024, ge=1024)
     snapshot_max_pixels: int = Field(40_000_000, ge=1)
-    broadcast_quiet_hours: str = Field("22:00-06:00", pattern=r"^\d{2}:\d{2}-\d{2}:\d{2}$")
+    broadcast_quiet_hours: str = "22:00-06:00"
     broadcast_grace_s: float = Field(600.0, ge=0)
+    # village ranking (docs/rankings.md): component=weight pairs, and the alarm acknowledgement limit
+    ranking_weights: str = "availability=0.4,alarm_ack=0.2,problems_on_time=0.25,broadcast_delivery=0.15"
+    alarm_ack_limit_s: float = Field(1800.0, gt=0, le=7 * 86400)
     metrics_auth: bool = False
     log_level: str = "INFO"
 
@@ -123,6 +151,75 @@ class Settings(BaseSettings):
             ZoneInfo(v)
         except (ZoneInfoNotFoundError, ValueError):
             raise ValueError(f"unknown time zone {v!r}; use an IANA name such as Asia/Shanghai") from None
+        return v
+
+    @field_validator("bootstrap_token", mode="before")
+    @classmethod
+    def _bootstrap_token(cls, v: Any) -> Any:
+        if v is None or (isinstance(v, str) and not v.strip()):
+            return None  # empty means unset
+        if isinstance(v, str):
+            if any(c.isspace() or not c.isprintable() for c in v):
+                raise ValueError("must not contain spaces or control characters; "
+                                 "make one with `openssl rand -hex 24`")
+            if len(v) < BOOTSTRAP_TOKEN_MIN_LEN:
+                raise ValueError(f"must be at least {BOOTSTRAP_TOKEN_MIN_LEN} characters (got {len(v)}); "
+                                 "make one with `openssl rand -hex 24`")
+        return v
+
+    @field_validator("broadcast_quiet_hours")
+    @classmethod
+    def _quiet_hours(cls, v: str) -> str:
+        v = v.strip()
+        if not _QUIET_HOURS.match(v):
+            raise ValueError("must be HH:MM-HH:MM in 24-hour local time, e.g. 22:00-06:00 "
+                             "(equal times: no quiet hours)")
+        return v
+
+    @field_validator("log_level")
+    @classmethod
+    def _log_level(cls, v: str) -> str:
+        level = v.strip().upper()
+        if level not in LOG_LEVELS:
+            raise ValueError(f"must be one of {', '.join(LOG_LEVELS)}")
+        return level
+
+    @field_validator("influx_retention")
+    @classmethod
+    def _retention(cls, v: str) -> str:
+        v = v.strip()
+        if not _RETENTION.match(v):
+            raise ValueError("must be one number and unit, e.g. 0s (keep forever), 90d, 52w, 720h")
+        return v
+
+    @field_validator("public_url")
+    @classmethod
+    def _public_url(cls, v: str | None) -> str | None:
+        if v in (None, ""):
+            return None
+        assert v is not None
+        parts = urlsplit(v)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError("must be an http(s) URL devices can reach, e.g. http://192.168.1.10:8000")
+        return v.rstrip("/")
+
+    @field_validator("mqtt_ca_file", "boundary_geojson")
+    @classmethod
+    def _readable_file(cls, v: Path | None) -> Path | None:
+        if v is None or str(v) == "":
+            return None
+        if not v.is_file():
+            raise ValueError(f"no such file: {v}")
+        if not os.access(v, os.R_OK):
+            raise ValueError(f"cannot read {v} (permissions)")
+        return v
+
+    @field_validator("ranking_weights")
+    @classmethod
+    def _ranking_weights(cls, v: str) -> str:
+        from hub.rankings.scoring import parse_weights
+
+        parse_weights(v)  # ValueError names the bad part
         return v
 
     @field_validator("mqtt_client_id")
@@ -176,13 +273,77 @@ class SettingsError(Exception):
     """Raised with an operator-readable message naming each bad variable."""
 
 
-def load_settings(**overrides: Any) -> Settings:
+def _shown(field: str, value: Any) -> str:
+    """` (got …)` for an error: nothing for a secret, a URL with its password masked."""
+    if field in SECRET_FIELDS:
+        return ""
+    if isinstance(value, str) and (field in URL_FIELDS or "://" in value):
+        return f" (got {mask_url(value)!r})"
+    return f" (got {value!r})"
+
+
+def _secrets_in(overrides: dict[str, Any]) -> list[str]:
+    """Every secret the settings could hold, from the arguments and the environment."""
+    found: list[str] = []
+    for name in SECRET_FIELDS | URL_FIELDS:
+        for value in (overrides.get(name), os.environ.get("VH_" + name.upper())):
+            if not isinstance(value, str) or not value:
+                continue
+            if name in SECRET_FIELDS:
+                found.append(value)
+            else:
+                try:
+                    password = urlsplit(value).password
+                except ValueError:
+                    password = None
+                if password:
+                    found += [password, unquote(password)]
+    return sorted({s for s in found if len(s) >= 4}, key=len, reverse=True)
+
+
+def _scrub(text: str, secrets: list[str]) -> str:
+    for secret in secrets:
+        text = text.replace(secret, "***")
+    return text
+
+
+def _check_config_file() -> None:
+    config_file = os.environ.get("VH_CONFIG")
+    if not config_file:
+        return
+    path = Path(config_file)
+    if not path.is_file():
+        raise SettingsError(f"invalid settings:\n  VH_CONFIG: no such file: {path}")
     try:
+        import yaml
+
+        doc = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise SettingsError(f"invalid settings:\n  VH_CONFIG: cannot read {path}: {first}") from None
+    if doc is not None and not isinstance(doc, dict):
+        raise SettingsError(f"invalid settings:\n  VH_CONFIG: {path} must be a mapping of setting: value")
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Settings from the arguments, then the environment, then `VH_CONFIG`, then the defaults.
+
+    Raises SettingsError naming every bad variable; no secret is ever part of the message.
+    """
+    secrets = _secrets_in(overrides)
+    try:
+        _check_config_file()
         return Settings(**overrides)
+    except SettingsError as exc:
+        raise SettingsError(_scrub(str(exc), secrets)) from None
     except ValidationError as exc:
         lines = []
         for err in exc.errors():
             loc = err.get("loc") or ()
-            name = "VH_" + str(loc[0]).upper() if loc else "settings"
-            lines.append(f"  {name}: {err['msg']} (got {err.get('input')!r})")
-        raise SettingsError("invalid settings:\n" + "\n".join(lines)) from None
+            msg = str(err["msg"]).removeprefix("Value error, ")
+            if loc:
+                field = str(loc[0])
+                lines.append(f"  VH_{field.upper()}: {msg}{_shown(field, err.get('input'))}")
+            else:  # a whole-model check: its input is every value, so show none
+                lines.append(f"  {msg}")
+        raise SettingsError(_scrub("invalid settings:\n" + "\n".join(lines), secrets)) from None

@@ -20,7 +20,7 @@ from hub.runtime import Hub, build_services, serve_async
 from hub.settings import Settings, load_settings
 from tests.servers import free_port
 
-ADMIN_TOKEN = "test-admin-token-0123456789"
+ADMIN_TOKEN = "test-admin-token-0123456789abcdef0123"  # VH_BOOTSTRAP_TOKEN: >= 32 characters
 
 
 def hub_settings(tmp: Path, mqtt_url: str, influx_url: str | None, **extra: Any) -> Settings:

@@ -1,0 +1,149 @@
+"""Settings (issue 11 item 9): every value checked at start, errors that never print a secret."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from hub.settings import SettingsError, load_settings
+
+pytestmark = pytest.mark.unit
+
+GOOD_TOKEN = "0123456789abcdef" * 3  # 48 characters, like `openssl rand -hex 24`
+
+
+@pytest.fixture(autouse=True)
+def no_vh_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+
+    for key in list(os.environ):
+        if key.startswith("VH_"):
+            monkeypatch.delenv(key)
+
+
+def error_of(monkeypatch: pytest.MonkeyPatch, **env: str) -> str:
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    with pytest.raises(SettingsError) as info:
+        load_settings()
+    return str(info.value)
+
+
+# --- secrets never appear in an error -------------------------------------------------------
+
+def test_a_bad_mqtt_url_is_reported_without_its_password(monkeypatch: pytest.MonkeyPatch) -> None:
+    msg = error_of(monkeypatch, VH_MQTT_URL="http://hubuser:S3cretPassw0rd@broker:1883")
+    assert "VH_MQTT_URL" in msg
+    assert "S3cretPassw0rd" not in msg
+    assert "hubuser" in msg  # the rest of the URL stays, to help find the mistake
+
+
+def test_a_bad_port_in_the_mqtt_url_does_not_print_the_password(monkeypatch: pytest.MonkeyPatch) -> None:
+    msg = error_of(monkeypatch, VH_MQTT_URL="mqtt://hub:Pa55word-xyz@broker:notaport")
+    assert "VH_MQTT_URL" in msg and "Pa55word-xyz" not in msg
+
+
+def test_an_influx_url_with_credentials_is_masked(monkeypatch: pytest.MonkeyPatch) -> None:
+    msg = error_of(monkeypatch, VH_INFLUX_URL="ftp://admin:InfluxPw-778@db")
+    assert "VH_INFLUX_URL" in msg and "InfluxPw-778" not in msg
+
+
+def test_model_level_errors_do_not_print_the_other_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    # VH_INFLUX_TOKEN without VH_INFLUX_URL fails as a whole-model check, whose input is every value.
+    msg = error_of(monkeypatch, VH_INFLUX_TOKEN="influx-token-secret-value",
+                   VH_INFLUX_PASSWORD="influx-password-secret", VH_BOOTSTRAP_TOKEN=GOOD_TOKEN,
+                   VH_MQTT_URL="mqtt://hub:MqttSecret-991@broker:1883")
+    assert "VH_INFLUX_TOKEN" in msg
+    for secret in ("influx-token-secret-value", "influx-password-secret", GOOD_TOKEN, "MqttSecret-991"):
+        assert secret not in msg
+
+
+def test_a_short_bootstrap_token_is_refused_without_printing_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    msg = error_of(monkeypatch, VH_BOOTSTRAP_TOKEN="short-but-secret")
+    assert "VH_BOOTSTRAP_TOKEN" in msg
+    assert "32" in msg and "openssl rand -hex 24" in msg
+    assert "short-but-secret" not in msg
+
+
+def test_a_31_character_bootstrap_token_is_refused_and_32_accepted(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert "VH_BOOTSTRAP_TOKEN" in error_of(monkeypatch, VH_BOOTSTRAP_TOKEN="x" * 31)
+    monkeypatch.setenv("VH_BOOTSTRAP_TOKEN", "x" * 32)
+    assert load_settings().bootstrap_token == "x" * 32
+
+
+def test_a_bootstrap_token_with_whitespace_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    msg = error_of(monkeypatch, VH_BOOTSTRAP_TOKEN="a" * 20 + " " + "b" * 20)
+    assert "VH_BOOTSTRAP_TOKEN" in msg and "a" * 20 not in msg
+
+
+def test_an_empty_bootstrap_token_means_unset(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("VH_BOOTSTRAP_TOKEN", "")
+    assert load_settings().bootstrap_token is None
+
+
+def test_secrets_are_not_in_the_settings_repr() -> None:
+    s = load_settings(mqtt_url="mqtt://hub:ReprSecret-55@broker:1883", bootstrap_token=GOOD_TOKEN,
+                      influx_password="influx-pw-in-repr")
+    text = repr(s) + str(s)
+    for secret in ("ReprSecret-55", GOOD_TOKEN, "influx-pw-in-repr"):
+        assert secret not in text
+
+
+def test_a_secret_echoed_inside_another_variable_is_masked(monkeypatch: pytest.MonkeyPatch) -> None:
+    # An operator pasting the token into the wrong variable: the value is still masked.
+    msg = error_of(monkeypatch, VH_BOOTSTRAP_TOKEN=GOOD_TOKEN, VH_HTTP_PORT=GOOD_TOKEN)
+    assert "VH_HTTP_PORT" in msg and GOOD_TOKEN not in msg
+
+
+# --- values that used to pass validation and crash later -------------------------------------
+
+@pytest.mark.parametrize("value", ["25:00-06:00", "22:60-06:00", "22:00-24:00", "2200-0600", "22:00"])
+def test_quiet_hours_must_be_real_times(monkeypatch: pytest.MonkeyPatch, value: str) -> None:
+    msg = error_of(monkeypatch, VH_BROADCAST_QUIET_HOURS=value)
+    assert "VH_BROADCAST_QUIET_HOURS" in msg and "HH:MM" in msg
+
+
+def test_good_quiet_hours_pass_and_build_the_broadcast_service_config(monkeypatch: pytest.MonkeyPatch) -> None:
+    from hub.broadcasts.schedule import QuietHours
+
+    monkeypatch.setenv("VH_BROADCAST_QUIET_HOURS", "23:30-05:45")
+    s = load_settings()
+    qh = QuietHours.parse(*s.broadcast_quiet_hours.split("-"))
+    assert (qh.start.hour, qh.start.minute, qh.end.hour, qh.end.minute) == (23, 30, 5, 45)
+
+
+@pytest.mark.parametrize(("var", "value"), [
+    ("VH_LOG_LEVEL", "LOUD"),
+    ("VH_INFLUX_RETENTION", "ninety days"),
+    ("VH_INFLUX_RETENTION", "1h30m"),
+    ("VH_PUBLIC_URL", "hub.example:8000"),
+    ("VH_MQTT_CA_FILE", "/nonexistent/ca.crt"),
+    ("VH_BOUNDARY_GEOJSON", "/nonexistent/boundary.geojson"),
+])
+def test_values_used_later_are_checked_at_start(monkeypatch: pytest.MonkeyPatch, var: str, value: str) -> None:
+    assert var in error_of(monkeypatch, **{var: value})
+
+
+def test_a_missing_config_file_is_an_error(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    msg = error_of(monkeypatch, VH_CONFIG=str(tmp_path / "missing.yaml"))
+    assert "VH_CONFIG" in msg and "missing.yaml" in msg
+
+
+def test_a_broken_config_file_is_an_error_not_a_traceback(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("mqtt_url: [unclosed\n")
+    assert "VH_CONFIG" in error_of(monkeypatch, VH_CONFIG=str(bad))
+
+
+def test_log_level_is_normalised_and_retention_forms_accepted(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("VH_LOG_LEVEL", "debug")
+    monkeypatch.setenv("VH_INFLUX_RETENTION", "52w")
+    s = load_settings()
+    assert s.log_level == "DEBUG" and s.influx_retention == "52w"
+
+
+def test_every_error_is_listed_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    msg = error_of(monkeypatch, VH_TZ="Mars/Olympus", VH_BROADCAST_QUIET_HOURS="25:00-06:00",
+                   VH_BOOTSTRAP_TOKEN="short")
+    assert all(v in msg for v in ("VH_TZ", "VH_BROADCAST_QUIET_HOURS", "VH_BOOTSTRAP_TOKEN"))
