@@ -23,7 +23,7 @@ from device_sim.faults import ScenarioError, load_scenario
 from device_sim.fleet import Fleet, FleetConfig
 from device_sim.township import TownshipError, from_counts, load_credentials, load_township
 
-app = typer.Typer(help="Simulated cameras and loudspeakers that behave like field firmware.",
+app = typer.Typer(help="Simulated cameras, loudspeakers and street lights that behave like field firmware.",
                   add_completion=False, no_args_is_help=False)
 
 
@@ -42,6 +42,7 @@ def sim(
     township: Annotated[Path | None, typer.Option(help="township file (YAML or CSV) to simulate")] = None,
     cameras: Annotated[int, typer.Option(min=0, help="cameras, when no --township")] = 0,
     speakers: Annotated[int, typer.Option(min=0, help="speakers, when no --township")] = 0,
+    lights: Annotated[int, typer.Option(min=0, help="street lights, when no --township")] = 0,
     villages: Annotated[int, typer.Option(min=1, help="villages the counted devices spread over")] = 1,
     scenario: Annotated[Path | None, typer.Option(help="fault scenario (YAML/JSON), docs/simulator.md")] = None,
     broker: Annotated[str, typer.Option(envvar="VH_MQTT_URL", help="mqtt://[user:pass@]host:port")] = "mqtt://127.0.0.1:1883",
@@ -63,14 +64,14 @@ def sim(
     logging.basicConfig(level=log_level.upper(), stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
-        devices = load_township(township) if township else from_counts(cameras, speakers, villages)
+        devices = load_township(township) if township else from_counts(cameras, speakers, villages, lights)
         scen = load_scenario(scenario) if scenario else None
         creds = load_credentials(credentials) if credentials else {}
     except (OSError, TownshipError, ScenarioError) as e:
         typer.echo(f"error: {e}", err=True)
         raise typer.Exit(2) from None
     if not devices:
-        typer.echo("error: no devices: give --township or --cameras/--speakers", err=True)
+        typer.echo("error: no devices: give --township or --cameras/--speakers/--lights", err=True)
         raise typer.Exit(2)
     width, height = parse_resolution(resolution)
     opts = DeviceOptions(root=topic_root, heartbeat_interval_s=heartbeat_interval,

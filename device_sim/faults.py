@@ -27,20 +27,22 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 # fault → (kinds it applies to, default params). The docs table mirrors this.
 FAULTS: Final[dict[str, tuple[frozenset[str], dict[str, Any]]]] = {
-    "offline_clean": (frozenset({"camera", "speaker"}), {}),
-    "offline_unclean": (frozenset({"camera", "speaker"}), {}),
-    "flapping": (frozenset({"camera", "speaker"}), {"period_s": 20.0, "unclean": True}),
+    "offline_clean": (frozenset({"camera", "speaker", "light"}), {}),
+    "offline_unclean": (frozenset({"camera", "speaker", "light"}), {}),
+    "flapping": (frozenset({"camera", "speaker", "light"}), {"period_s": 20.0, "unclean": True}),
     "dark": (frozenset({"camera"}), {}),
     "blurred": (frozenset({"camera"}), {}),
     "covered": (frozenset({"camera"}), {}),
     "frozen": (frozenset({"camera"}), {}),
     "moved": (frozenset({"camera"}), {"px": 60}),
-    "clock_skew": (frozenset({"camera", "speaker"}), {"skew_s": 900.0}),
-    "drop_heartbeats": (frozenset({"camera", "speaker"}), {"every": 3}),
-    "malformed": (frozenset({"camera", "speaker"}), {"every": 1}),
+    "clock_skew": (frozenset({"camera", "speaker", "light"}), {"skew_s": 900.0}),
+    "drop_heartbeats": (frozenset({"camera", "speaker", "light"}), {"every": 3}),
+    "malformed": (frozenset({"camera", "speaker", "light"}), {"every": 1}),
     "speaker_fault": (frozenset({"speaker"}), {}),
     "amp_overheat": (frozenset({"speaker"}), {"temp_c": 92.0}),
-    "power_loss": (frozenset({"camera", "speaker"}), {}),
+    "power_loss": (frozenset({"camera", "speaker", "light"}), {}),
+    "lamp_fault": (frozenset({"light"}), {"code": "led_open"}),
+    "battery_dying": (frozenset({"light"}), {"pct": 15.0, "drain_pct_h": 20.0}),
 }
 
 

@@ -4,6 +4,7 @@
     fleet.start(); fleet.wait_connected(timeout=10)
     fleet.fault("cam-0001", "dark")            # or a Scenario timeline
     fleet.speaker("spk-0001").player.played    # what a speaker played
+    fleet.light("lamp-0001").lamp.on           # whether a street light is lit
     fleet.stop()
 """
 
@@ -25,6 +26,7 @@ from device_sim.camera import SimCamera
 from device_sim.clock import Clock, SceneClock, SystemClock
 from device_sim.device import Broker, DeviceOptions, SimDevice, Stats
 from device_sim.faults import FAULTS, DeviceRef, Scenario, plan
+from device_sim.light import SimLight
 from device_sim.loudspeaker import SimSpeaker
 from device_sim.netloop import NetLoop
 from device_sim.report import RateReporter
@@ -93,6 +95,9 @@ class Fleet:
             if spec.kind == "camera":
                 dev = SimCamera(spec, opts, self.broker, self.loop, self.clock, self.stats,
                                 dev_rng).setup(self.scene_clock, self.renders)
+            elif spec.kind == "light":
+                dev = SimLight(spec, opts, self.broker, self.loop, self.clock, self.stats,
+                               dev_rng).setup(self.scene_clock)
             else:
                 dev = SimSpeaker(spec, opts, self.broker, self.loop, self.clock, self.stats,
                                  dev_rng).setup()
@@ -166,6 +171,11 @@ class Fleet:
     def speaker(self, device_id: str) -> SimSpeaker:
         dev = self.devices[device_id]
         assert isinstance(dev, SimSpeaker), f"{device_id} is not a speaker"
+        return dev
+
+    def light(self, device_id: str) -> SimLight:
+        dev = self.devices[device_id]
+        assert isinstance(dev, SimLight), f"{device_id} is not a street light"
         return dev
 
     def fault(self, device_id: str, fault: str, on: bool = True, **params: Any) -> None:

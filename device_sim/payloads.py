@@ -10,7 +10,7 @@ import json
 from dataclasses import dataclass
 from typing import Any, Final, Literal
 
-Kind = Literal["camera", "speaker"]
+Kind = Literal["camera", "speaker", "light"]
 ACK_STATES: Final = frozenset(
     {"received", "playing", "done", "failed", "rejected", "preempted", "expired"}
 )

@@ -6,10 +6,11 @@ is read from a township file, YAML or CSV (docs/registry.md):
 - YAML: `township:` (or the same keys at the top) with `villages:` → each with
   `id`, optional `groups:` (each `id` and `devices:`) and `devices:`; plus a
   top-level `devices:` list for devices in no village. Of a device only `id`,
-  `kind`, `name` and `stream_url` are used; `password` (simulator only) is honoured.
+  `kind`, `name`, `stream_url` (and for lights `lat`, `lon`, `tags.power`) are used; `password` (simulator only) is honoured.
   Devices may also name `village` and `group` themselves.
-- CSV: rows whose `kind` is `camera` or `speaker`, columns `id`, `kind`,
-  `village`, `group`, `name`, `stream_url`, `password` (others ignored).
+- CSV: rows whose `kind` is `camera`, `speaker` or `light`, columns `id`, `kind`,
+  `village`, `group`, `name`, `stream_url`, `password`, `lat`, `lon`, `tags` (others ignored).
+- Street lights also use `lat`/`lon` (their sunset and sunrise) and the tag `power: solar`.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from typing import Any
 
 import yaml
 
-KINDS = ("camera", "speaker")
+KINDS = ("camera", "speaker", "light")
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,6 +37,9 @@ class DeviceSpec:
     name: str | None = None
     password: str | None = None
     stream_url: str | None = None  # cameras report it in heartbeats when given
+    lat: float | None = None  # street lights: where the sun rises and sets for them
+    lon: float | None = None
+    solar: bool = False  # street lights: a solar lamp (tag `power: solar`)
 
 
 class TownshipError(ValueError):
@@ -47,12 +51,25 @@ def _device(d: Any, village: str | None, group: str | None, where: str) -> Devic
         raise TownshipError(f"{where}: a device needs an `id`")
     kind = d.get("kind")
     if kind not in KINDS:
-        raise TownshipError(f"{where} ({d['id']}): kind must be camera or speaker, not {kind!r}")
+        raise TownshipError(f"{where} ({d['id']}): kind must be camera, speaker or light, not {kind!r}")
     pw = d.get("password")
+    tags = d.get("tags")
+    light = kind == "light"
     return DeviceSpec(id=d["id"], kind=kind, village=d.get("village", village),
                       group=d.get("group", group), name=d.get("name"),
                       password=str(pw) if pw is not None else None,
-                      stream_url=d.get("stream_url") if isinstance(d.get("stream_url"), str) else None)
+                      stream_url=d.get("stream_url") if isinstance(d.get("stream_url"), str) else None,
+                      lat=_coord(d.get("lat")) if light else None, lon=_coord(d.get("lon")) if light else None,
+                      solar=light and isinstance(tags, Mapping) and tags.get("power") == "solar")
+
+
+def _coord(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        return None
+    try:
+        return float(value)
+    except ValueError:
+        return None
 
 
 def parse_township_yaml(text: str) -> list[DeviceSpec]:
@@ -82,17 +99,25 @@ def parse_township_yaml(text: str) -> list[DeviceSpec]:
 
 def parse_township_csv(text: str) -> list[DeviceSpec]:
     out = [
-        DeviceSpec(id=row["id"].strip(), kind=row["kind"].strip(),
-                   village=(row.get("village") or "").strip() or None,
-                   group=(row.get("group") or "").strip() or None,
-                   name=(row.get("name") or "").strip() or None,
-                   password=(row.get("password") or "").strip() or None,
-                   stream_url=(row.get("stream_url") or "").strip() or None)
+        _csv_device(row)
         for row in csv.DictReader(io.StringIO(text))
         if (row.get("kind") or "").strip() in KINDS and (row.get("id") or "").strip()
     ]
     _check_unique(out)
     return out
+
+
+def _csv_device(row: dict[str, str]) -> DeviceSpec:
+    light = row["kind"].strip() == "light"
+    return DeviceSpec(id=row["id"].strip(), kind=row["kind"].strip(),
+                      village=(row.get("village") or "").strip() or None,
+                      group=(row.get("group") or "").strip() or None,
+                      name=(row.get("name") or "").strip() or None,
+                      password=(row.get("password") or "").strip() or None,
+                      stream_url=(row.get("stream_url") or "").strip() or None,
+                      lat=_coord((row.get("lat") or "").strip()) if light else None,
+                      lon=_coord((row.get("lon") or "").strip()) if light else None,
+                      solar=light and "power=solar" in (row.get("tags") or "").replace(" ", ""))
 
 
 def load_township(path: str | Path) -> list[DeviceSpec]:
@@ -101,16 +126,18 @@ def load_township(path: str | Path) -> list[DeviceSpec]:
     return parse_township_csv(text) if p.suffix.lower() == ".csv" else parse_township_yaml(text)
 
 
-def from_counts(cameras: int, speakers: int, villages: int = 1) -> list[DeviceSpec]:
-    """`cam-0001…`, `spk-0001…` spread round-robin over `v01…`, each village with groups `g1`, `g2`."""
+def from_counts(cameras: int, speakers: int, villages: int = 1, lights: int = 0) -> list[DeviceSpec]:
+    """`cam-0001…`, `spk-0001…`, `lamp-0001…` spread round-robin over `v01…`, each village with
+    groups `g1`, `g2` (every other lamp is solar)."""
     villages = max(1, villages)
     out: list[DeviceSpec] = []
-    for kind, prefix, n in (("camera", "cam", cameras), ("speaker", "spk", speakers)):
+    for kind, prefix, n in (("camera", "cam", cameras), ("speaker", "spk", speakers), ("light", "lamp", lights)):
         width = max(4, len(str(n)))
         for i in range(n):
             v = i % villages
             out.append(DeviceSpec(id=f"{prefix}-{i + 1:0{width}d}", kind=kind,
-                                  village=f"v{v + 1:02d}", group=f"v{v + 1:02d}-g{(i // villages) % 2 + 1}"))
+                                  village=f"v{v + 1:02d}", group=f"v{v + 1:02d}-g{(i // villages) % 2 + 1}",
+                                  solar=kind == "light" and i % 2 == 1))
     return out
 
 

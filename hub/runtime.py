@@ -137,7 +137,7 @@ def start_hub(services: Services) -> Hub:
         log.warning("time-series store %s not ready at start (%s); spooling until it answers",
                     services.store.name, exc)
     services.writer.start()
-    for name in ("snapshots", "broadcasts"):
+    for name in ("snapshots", "broadcasts", "problems"):
         svc = getattr(services, name)
         if svc is not None and hasattr(svc, "start"):
             svc.start()
@@ -173,7 +173,7 @@ def stop_hub(hub: Hub) -> None:
         hub.pool.stop()
     for w in hub.workers:
         w.stop(DRAIN_TIMEOUT_S)
-    for name in ("broadcasts", "snapshots"):
+    for name in ("problems", "broadcasts", "snapshots"):
         svc = getattr(s, name)
         if svc is not None and hasattr(svc, "stop"):
             with contextlib.suppress(Exception):
@@ -206,20 +206,23 @@ def _sweep(hub: Hub) -> None:
     if snaps is not None and hasattr(snaps, "check_staleness"):
         cameras = [d.id for d in s.registry.devices(kind="camera")]
         snaps.check_staleness(s.clock.now(), s.live.last_heartbeat, cameras=cameras)
+    if s.problems is not None:  # overdue alerts, the `problems` counts
+        s.problems.sweep(s.clock.now())
 
 
 def fleet_counts(services: Services) -> dict[str, int]:
     statuses = services.live.statuses()
-    counts = {"cameras_online": 0, "cameras_total": 0, "speakers_online": 0, "speakers_total": 0}
+    counts = {"cameras_online": 0, "cameras_total": 0, "speakers_online": 0, "speakers_total": 0,
+              "lights_online": 0, "lights_total": 0}
     by_status: dict[tuple[str, str], int] = {}
     for dev in services.registry.devices():
         st = statuses.get(dev.id, ("unknown", None))[0]
-        plural = "cameras" if dev.kind == "camera" else "speakers"
+        plural = dev.kind + "s"
         counts[f"{plural}_total"] += 1
         if st == "online":
             counts[f"{plural}_online"] += 1
         by_status[(dev.kind, st)] = by_status.get((dev.kind, st), 0) + 1
-    for kind in ("camera", "speaker"):
+    for kind in ("camera", "speaker", "light"):
         for st in ("online", "offline", "unknown"):
             metrics.devices_by_status.labels(kind=kind, status=st).set(by_status.get((kind, st), 0))
     return counts

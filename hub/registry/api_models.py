@@ -15,6 +15,7 @@ class GroupOut(BaseModel):
     name: str
     cameras: int = 0
     speakers: int = 0
+    lights: int = 0
 
 
 class VillageOut(BaseModel):
@@ -25,6 +26,7 @@ class VillageOut(BaseModel):
     quiet_hours: str | None = Field(description="HH:MM-HH:MM local time; null means the hub default")
     cameras: int = 0
     speakers: int = 0
+    lights: int = 0
     groups: list[GroupOut] = Field(default_factory=list)
 
 
@@ -46,7 +48,7 @@ class DeviceBody(BaseModel):
     """A registration. With a `group` and no `village`, the group's village is used."""
 
     model_config = ConfigDict(extra="forbid")
-    kind: Literal["camera", "speaker"]
+    kind: Literal["camera", "speaker", "light"]
     name: Name
     village: OptId = None
     group: OptId = None

@@ -134,7 +134,7 @@ def export(
 
 @app.command("list")
 def list_(
-    kind: Annotated[Literal["camera", "speaker"] | None, typer.Option()] = None,
+    kind: Annotated[Literal["camera", "speaker", "light"] | None, typer.Option()] = None,
     village: Annotated[str | None, typer.Option()] = None,
     group: Annotated[str | None, typer.Option()] = None,
     unregistered: Annotated[bool, typer.Option("--unregistered", help="only devices seen but not registered")] = False,
@@ -163,7 +163,7 @@ def list_(
 @app.command("add-device")
 def add_device(
     device_id: Annotated[str, typer.Argument(metavar="ID")],
-    kind: Annotated[Literal["camera", "speaker"], typer.Option()],
+    kind: Annotated[Literal["camera", "speaker", "light"], typer.Option()],
     name: Annotated[str, typer.Option()],
     village: Annotated[str | None, typer.Option()] = None,
     group: Annotated[str | None, typer.Option(help="a group id; its village is used when --village is not given")] = None,

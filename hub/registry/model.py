@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Final, Literal, get_args
 
-Kind = Literal["camera", "speaker"]
+Kind = Literal["camera", "speaker", "light"]
 KINDS: Final[tuple[str, ...]] = get_args(Kind)
 
 

@@ -37,6 +37,8 @@ VILLAGE_CAMERAS: Final = [
 GROUP_CAMERAS: Final = ["路口", "塘边", "晒谷场", "村道", "桥头", "后山路口"]
 VILLAGE_SPEAKERS: Final = ["村委会楼顶", "文化广场", "小学旁", "水库管理房", "村口", "卫生室旁"]
 GROUP_SPEAKERS: Final = ["晒谷场", "组部", "大樟树下", "路口电杆"]
+LIGHT_SPOTS: Final = ["主干道路灯", "村委会路灯", "文化广场路灯", "桥头路灯"]
+LIGHTS_PER_VILLAGE: Final = [4, 3, 3, 2, 3, 2, 4, 3, 2, 3, 3, 2]  # 34 street lamps, ~40 % solar
 CAMERA_VENDORS: Final = [("hikvision", "/Streaming/Channels/101"), ("dahua", "/cam/realmonitor?channel=1&subtype=0"),
                          ("uniview", "/media/video1")]
 
@@ -118,7 +120,25 @@ def sample_township(seed: int = 2026, cameras: int = 150, speakers: int = 120) -
         lat, lon = _near(rng, *CENTRE, 300)
         url = f"rtsp://10.19.1.{11 + len(devices) % 50}:554/Streaming/Channels/101" if kind == "camera" else None
         devices.append(Device(did, kind, name, None, None, lat, lon, {"site": "township-seat"}, url))
-    return Township(TOWNSHIP_NAME, villages, groups, devices)
+    return Township(TOWNSHIP_NAME, villages, groups, devices + sample_lights(villages))
+
+
+def sample_lights(villages: list[Village], seed: int = 14) -> list[Device]:
+    """Street lamps along each village's main road, from the village centre towards the township
+    seat, ~120 m apart (their own seeded generator, so the other devices stay as they were)."""
+    rng = random.Random(seed)
+    out: list[Device] = []
+    for village, n in zip(villages, LIGHTS_PER_VILLAGE, strict=True):
+        vlat, vlon = village.lat or CENTRE[0], village.lon or CENTRE[1]
+        towards = math.atan2((CENTRE[1] - vlon) * math.cos(math.radians(vlat)), CENTRE[0] - vlat)
+        for k in range(n):
+            lat, lon = _offset(vlat, vlon, 60 + 120 * k, towards + rng.uniform(-0.15, 0.15))
+            solar = rng.random() < 0.4
+            out.append(Device(f"lamp-{village.id}-{k + 1:02d}", "light", f"{LIGHT_SPOTS[k % len(LIGHT_SPOTS)]}",
+                              village.id, None, lat, lon,
+                              {"power": "solar" if solar else "mains", "rated_w": "30" if solar else "60",
+                               "installed": str(rng.choice([2023, 2024, 2025]))}))
+    return out
 
 
 def synthetic_township(devices: int, *, villages: int = 200, groups_per_village: int = 10,

@@ -1,6 +1,6 @@
 """The township file schema: field rules, pydantic models and error wording (pure).
 
-Messages are short and say what to fix: `must be camera or speaker`, `not a number`,
+Messages are short and say what to fix: `must be camera, speaker or light`, `not a number`,
 `must be between -90 and 90`. Callers prefix them with where the value is.
 """
 
@@ -66,7 +66,7 @@ Tags = dict[str, Annotated[str, Field(coerce_numbers_to_str=True)]]  # YAML `ins
 class DeviceIn(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
     id: Id
-    kind: Literal["camera", "speaker"]
+    kind: Literal["camera", "speaker", "light"]
     name: Name
     lat: Lat = None
     lon: Lon = None

@@ -3,9 +3,21 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 from typing import Any, Final
 
 from hub.registry.model import Device, Village
+
+_DEVICES_TABLE: Final = """
+CREATE TABLE IF NOT EXISTS {name} (
+  id TEXT PRIMARY KEY, kind TEXT NOT NULL CHECK (kind IN ('camera', 'speaker', 'light')),
+  name TEXT NOT NULL,
+  village TEXT REFERENCES villages(id) DEFERRABLE INITIALLY DEFERRED,
+  grp TEXT,
+  lat REAL, lon REAL, tags TEXT NOT NULL DEFAULT '{{}}', stream_url TEXT,
+  registered INTEGER NOT NULL DEFAULT 1,
+  FOREIGN KEY (grp, village) REFERENCES groups(id, village) DEFERRABLE INITIALLY DEFERRED
+);"""
 
 SCHEMA: Final = """
 CREATE TABLE IF NOT EXISTS villages (
@@ -16,20 +28,35 @@ CREATE TABLE IF NOT EXISTS groups (
   village TEXT NOT NULL REFERENCES villages(id) DEFERRABLE INITIALLY DEFERRED,
   UNIQUE (id, village)
 );
-CREATE TABLE IF NOT EXISTS devices (
-  id TEXT PRIMARY KEY, kind TEXT NOT NULL CHECK (kind IN ('camera', 'speaker')),
-  name TEXT NOT NULL,
-  village TEXT REFERENCES villages(id) DEFERRABLE INITIALLY DEFERRED,
-  grp TEXT,
-  lat REAL, lon REAL, tags TEXT NOT NULL DEFAULT '{}', stream_url TEXT,
-  registered INTEGER NOT NULL DEFAULT 1,
-  FOREIGN KEY (grp, village) REFERENCES groups(id, village) DEFERRABLE INITIALLY DEFERRED
-);
+""" + _DEVICES_TABLE.format(name="devices") + """
 CREATE INDEX IF NOT EXISTS groups_village ON groups (village);
 CREATE INDEX IF NOT EXISTS devices_village ON devices (village);
 CREATE INDEX IF NOT EXISTS devices_group ON devices (grp, village);
-PRAGMA user_version = 1;
+PRAGMA user_version = 2;
 """
+
+
+def migrate(db: sqlite3.Connection) -> None:
+    """Registries made before street lights (user_version 1) refuse `kind = 'light'` in their
+    CHECK constraint: rebuild the devices table with the current one (SQLite cannot alter a
+    CHECK). A no-op on a new or already migrated database."""
+    row = db.execute("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'devices'").fetchone()
+    if row is None or "'light'" in row[0]:
+        return
+    db.execute("PRAGMA foreign_keys=OFF")
+    try:
+        db.execute("BEGIN IMMEDIATE")
+        db.execute(_DEVICES_TABLE.format(name="devices_v2"))
+        db.execute("INSERT INTO devices_v2 (id, kind, name, village, grp, lat, lon, tags, stream_url, registered) "
+                   "SELECT id, kind, name, village, grp, lat, lon, tags, stream_url, registered FROM devices")
+        db.execute("DROP TABLE devices")
+        db.execute("ALTER TABLE devices_v2 RENAME TO devices")
+        db.execute("COMMIT")
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+    finally:
+        db.execute("PRAGMA foreign_keys=ON")
 
 
 def device_row(d: Device) -> tuple[Any, ...]:

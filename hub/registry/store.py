@@ -32,6 +32,7 @@ from hub.registry.sqlite_rows import (
     UPSERT_GROUP,
     UPSERT_VILLAGE,
     device_row,
+    migrate,
     row_device,
     village_row,
 )
@@ -93,6 +94,7 @@ class Registry:
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.execute("PRAGMA busy_timeout=10000")
         self._db.execute("PRAGMA foreign_keys=ON")
+        migrate(self._db)
         self._db.executescript(SCHEMA)
         self._snap = _Snapshot(0)
         self._data_version = -1

@@ -48,7 +48,7 @@ def _split_tags(raw: str) -> dict[str, str] | None:
 
 
 def parse_csv(text: str) -> Township:
-    """One record per row; column `kind` says which: village, group, camera or speaker.
+    """One record per row; column `kind` says which: village, group, camera, speaker or light.
 
     Row numbers are a spreadsheet's: the header is row 1. Blank rows and rows whose
     first cell starts with `#` are skipped.
@@ -87,14 +87,14 @@ def parse_csv(text: str) -> Township:
         if len(cells) > len(header) and any(c.strip() for c in cells[len(header) :]):
             errors.append(f"row {rownum}: more cells than header columns")
         kind = record.get("kind", "").lower()
-        if kind in ("camera", "speaker"):
+        if kind in ("camera", "speaker", "light"):
             record["kind"] = kind
             if tags:
                 record["tags"] = tags
             rows["device"].append((rownum, record))
             continue
         if kind not in ("village", "group"):
-            msg = "required" if not kind else "must be village, group, camera or speaker"
+            msg = "required" if not kind else "must be village, group, camera, speaker or light"
             errors.append(f"row {rownum}, column kind: {msg}")
             continue
         record.pop("kind")

@@ -1,7 +1,7 @@
 """Township files (YAML or CSV) → validated registry records. Pure: no I/O, no clock.
 
 Errors name where they are — `line 57, township.villages[2].groups[0].devices[3].kind:
-must be camera or speaker` for YAML, `row 17, column lat: not a number` for CSV — and
+must be camera, speaker or light` for YAML, `row 17, column lat: not a number` for CSV — and
 all of them are collected, not just the first. The formats are documented in
 docs/registry.md; `to_yaml` / `to_csv` write them back (round trip).
 

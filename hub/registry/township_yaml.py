@@ -1,7 +1,7 @@
 """Township files in YAML (or JSON): nested township → villages → groups → devices (pure).
 
 Errors name the line and the path: `line 57, township.villages[2].groups[0].devices[3].kind:
-must be camera or speaker`. Lines are only worked out when there are errors.
+must be camera, speaker or light`. Lines are only worked out when there are errors.
 """
 
 from __future__ import annotations

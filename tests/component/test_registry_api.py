@@ -56,12 +56,13 @@ def test_admin_imports_yaml_and_viewers_see_villages_with_groups(api: tuple[Test
     client, registry = api
     r = client.post("/api/v1/registry/import", content=SAMPLE, headers=as_("admin", **{"content-type": "application/yaml"}))
     assert r.status_code == 200, r.text
-    assert r.json()["devices_added"] == 273
+    assert r.json()["devices_added"] == 307
     villages = client.get("/api/v1/villages", headers=as_("viewer")).json()
     assert len(villages) == 12
     lijia = next(v for v in villages if v["id"] == "lijia")
     assert lijia["name"] == "李家村" and len(lijia["groups"]) == 6
-    assert lijia["cameras"] + lijia["speakers"] == len(registry.devices(village="lijia"))
+    assert lijia["cameras"] + lijia["speakers"] + lijia["lights"] == len(registry.devices(village="lijia"))
+    assert lijia["lights"] == 4
     assert lijia["groups"][0]["name"] == "第一村民组"
     groups = client.get("/api/v1/groups", params={"village": "qingshan"}, headers=as_("viewer")).json()
     assert [g["village"] for g in groups] == ["qingshan"] * 4
@@ -93,7 +94,7 @@ def test_bad_import_is_422_naming_row_and_field_and_changes_nothing(api: tuple[T
     assert r.status_code == 422
     (err,) = r.json()["errors"]
     assert err["field"].startswith("line ") and err["field"].endswith(".kind")
-    assert err["message"] == "must be camera or speaker"
+    assert err["message"] == "must be camera, speaker or light"
 
 
 def test_import_needs_admin_and_a_body(api: tuple[TestClient, Registry]) -> None:
@@ -110,7 +111,7 @@ def test_replace_import_removes_what_the_file_omits(api: tuple[TestClient, Regis
     csv = "kind,id,name\ncamera,c1,村口\n"
     r = client.post("/api/v1/registry/import", params={"replace": "true", "format": "csv"}, content=csv,
                     headers=as_("admin"))
-    assert r.status_code == 200 and r.json()["devices_removed"] == 273 and r.json()["villages_removed"] == 12
+    assert r.status_code == 200 and r.json()["devices_removed"] == 307 and r.json()["villages_removed"] == 12
     assert sorted(d.id for d in registry.devices()) == ["c1", "stray"]
 
 
@@ -121,7 +122,7 @@ def test_export_in_each_format_reads_back(api: tuple[TestClient, Registry]) -> N
         r = client.get("/api/v1/registry/export", params={"format": fmt}, headers=as_("admin"))
         assert r.status_code == 200 and r.headers["content-type"].startswith(media)
         town = parse_township(r.content, fmt="csv" if fmt == "csv" else "yaml")
-        assert len(town.devices) == 273 and len(town.groups) == 60
+        assert len(town.devices) == 307 and len(town.groups) == 60
     assert client.get("/api/v1/registry/export").status_code == 401
     # stream URLs may carry camera credentials: a backup of the registry is for admins
     assert client.get("/api/v1/registry/export", headers=as_("operator")).status_code == 403
@@ -201,7 +202,7 @@ def test_openapi_documents_the_import_body_types(api: tuple[TestClient, Registry
 def test_dry_run_import_reports_and_writes_nothing(api: tuple[TestClient, Registry]) -> None:
     client, registry = api
     r = client.post("/api/v1/registry/import", params={"dry_run": "true"}, content=SAMPLE, headers=as_("admin"))
-    assert r.status_code == 200 and r.json()["devices_added"] == 273
+    assert r.status_code == 200 and r.json()["devices_added"] == 307
     assert registry.devices() == [] and registry.villages() == []
 
 

@@ -39,6 +39,7 @@ def test_sample_township_has_a_dozen_villages_sixty_groups_and_the_promised_devi
     assert town.name == "示范乡"
     assert len(town.villages) == 12 and len(town.groups) == 60
     assert 140 <= kinds["camera"] <= 160 and 110 <= kinds["speaker"] <= 130
+    assert 24 <= kinds["light"] <= 48
     assert all(v.name.endswith("村") for v in town.villages)
     ids = [x.id for x in town.villages] + [x.id for x in town.groups] + [x.id for x in town.devices]
     assert all(is_valid_id(i) for i in ids)
@@ -71,9 +72,9 @@ def test_shipped_sample_is_what_the_generator_writes() -> None:
 def test_cli_imports_the_sample_and_lists_it(runner: CliRunner, tmp_path: Path) -> None:
     result = runner.invoke(app, ["import", str(SAMPLE_TOWNSHIP)])
     assert result.exit_code == 0, result.output
-    assert "devices +273" in result.stdout
+    assert "devices +307" in result.stdout
     reg = registry_at(tmp_path)
-    assert len(reg.devices()) == 273 and len(reg.groups()) == 60
+    assert len(reg.devices()) == 307 and len(reg.groups()) == 60
     reg.close()
     listed = runner.invoke(app, ["list", "--village", "lijia", "--kind", "speaker"])
     assert listed.exit_code == 0 and "10 device(s)" in listed.stdout
@@ -85,7 +86,7 @@ def test_cli_import_errors_name_row_and_field_and_exit_1(runner: CliRunner, tmp_
     result = runner.invoke(app, ["import", str(bad)])
     assert result.exit_code == 1
     assert "row 2, column lat: not a number" in result.output
-    assert "row 3, column kind: must be village, group, camera or speaker" in result.output
+    assert "row 3, column kind: must be village, group, camera, speaker or light" in result.output
     reg = registry_at(tmp_path)
     assert reg.devices() == []  # nothing imported
     reg.close()
@@ -97,7 +98,7 @@ def test_cli_import_replace_and_csv_format(runner: CliRunner, tmp_path: Path) ->
     small.write_text(to_csv(synthetic_township(10, villages=1, groups_per_village=1)), encoding="utf-8")
     result = runner.invoke(app, ["import", str(small), "--replace"])
     assert result.exit_code == 0, result.output
-    assert "devices +10" in result.stdout and "-273" in result.stdout
+    assert "devices +10" in result.stdout and "-307" in result.stdout
     reg = registry_at(tmp_path)
     assert len(reg.devices()) == 10
     reg.close()
@@ -109,7 +110,7 @@ def test_cli_export_writes_a_file_that_imports_back(runner: CliRunner, tmp_path:
         out = tmp_path / f"export.{fmt}"
         assert runner.invoke(app, ["export", "--format", fmt, "-o", str(out)]).exit_code == 0
         town = parse_township(out.read_bytes(), filename=out.name)
-        assert len(town.devices) == 273 and len(town.villages) == 12
+        assert len(town.devices) == 307 and len(town.villages) == 12
     yaml_out = runner.invoke(app, ["export"])
     assert yaml_out.stdout.startswith("township:") and "示范乡" in yaml_out.stdout
 
@@ -147,7 +148,7 @@ def test_yaml_written_for_a_synthetic_township_reads_back() -> None:
 def test_cli_check_reports_what_would_change_and_writes_nothing(runner: CliRunner, tmp_path: Path) -> None:
     result = runner.invoke(app, ["import", "--sample", "--check"])
     assert result.exit_code == 0, result.output
-    assert result.stdout.startswith("checked (nothing written)") and "devices +273" in result.stdout
+    assert result.stdout.startswith("checked (nothing written)") and "devices +307" in result.stdout
     reg = registry_at(tmp_path)
     assert reg.devices() == []
     reg.close()

@@ -65,7 +65,7 @@ def test_reimporting_the_same_township_changes_nothing(reg: Registry) -> None:
 def test_a_yaml_shaped_mapping_imports_like_a_parsed_township(reg: Registry) -> None:
     reg.import_township({"township": {"devices": [{"id": "c9", "kind": "camera", "name": "路口"}]}})
     assert reg.get("c9") == Device("c9", "camera", "路口")
-    with pytest.raises(TownshipFileError, match="kind: must be camera or speaker"):
+    with pytest.raises(TownshipFileError, match="kind: must be camera, speaker or light"):
         reg.import_township({"township": {"devices": [{"id": "c8", "kind": "toaster", "name": "x"}]}})
 
 

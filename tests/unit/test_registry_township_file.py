@@ -148,7 +148,7 @@ def test_yaml_and_csv_written_back_read_back_the_same() -> None:
 
 def test_yaml_wrong_kind_names_line_path_and_allowed_values() -> None:
     errors = errors_of(YAML.replace("kind: camera", "kind: camara", 1))
-    assert errors == ["line 14, township.villages[0].groups[0].devices[0].kind: must be camera or speaker"]
+    assert errors == ["line 14, township.villages[0].groups[0].devices[0].kind: must be camera, speaker or light"]
 
 
 def test_yaml_collects_all_errors_in_line_order_not_just_the_first() -> None:
@@ -237,7 +237,7 @@ def test_csv_collects_every_error_with_its_row() -> None:
         "speaker,c13,x,,,,200,08:00,,\n"
     )
     assert errors_of(text) == [
-        "row 7, column kind: must be village, group, camera or speaker",
+        "row 7, column kind: must be village, group, camera, speaker or light",
         "row 8, column village: unknown village 'nowhere' (add a village row)",
         "row 9, column group: unknown group 'nogroup' (add a group row)",
         "row 10, column id: duplicate device id 'cam-lijia-01' (first at row 4, column id)",

@@ -92,5 +92,5 @@ def test_the_bundled_sample_township_loads_with_stream_urls() -> None:
     if not sample.exists():
         pytest.skip("no bundled sample township")
     devs = load_township(sample)
-    assert {d.kind for d in devs} == {"camera", "speaker"} and any(d.group for d in devs)
+    assert {d.kind for d in devs} == {"camera", "speaker", "light"} and any(d.group for d in devs)
     assert any(d.stream_url and d.stream_url.startswith("rtsp://") for d in devs if d.kind == "camera")

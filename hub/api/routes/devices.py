@@ -54,7 +54,7 @@ def build_router() -> APIRouter:
     def list_devices(
         services: ServicesDep,
         _: Viewer,
-        kind: Literal["camera", "speaker"] | None = None,
+        kind: Literal["camera", "speaker", "light"] | None = None,
         village: str | None = None,
         group: str | None = None,
         status: Literal["online", "offline", "unknown"] | None = None,

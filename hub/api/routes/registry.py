@@ -92,23 +92,23 @@ def build_router(registry: Registry, viewer_dep: Callable[..., Any], admin_dep: 
         by_group: dict[str, dict[str, int]] = {}
         for d in registry.devices():
             if d.village:
-                c = by_village.setdefault(d.village, {"camera": 0, "speaker": 0})
+                c = by_village.setdefault(d.village, {"camera": 0, "speaker": 0, "light": 0})
                 c[d.kind] += 1
             if d.group:
-                c = by_group.setdefault(d.group, {"camera": 0, "speaker": 0})
+                c = by_group.setdefault(d.group, {"camera": 0, "speaker": 0, "light": 0})
                 c[d.kind] += 1
         return by_village, by_group
 
     def group_out(g: Group, by_group: dict[str, dict[str, int]]) -> GroupOut:
         c = by_group.get(g.id, {})
         return GroupOut(id=g.id, village=g.village, name=g.name, cameras=c.get("camera", 0),
-                        speakers=c.get("speaker", 0))
+                        speakers=c.get("speaker", 0), lights=c.get("light", 0))
 
     def village_out(v: Village, by_village: dict[str, dict[str, int]], by_group: dict[str, dict[str, int]]) -> VillageOut:
         c = by_village.get(v.id, {})
         return VillageOut(
             id=v.id, name=v.name, lat=v.lat, lon=v.lon, quiet_hours=v.quiet_hours,
-            cameras=c.get("camera", 0), speakers=c.get("speaker", 0),
+            cameras=c.get("camera", 0), speakers=c.get("speaker", 0), lights=c.get("light", 0),
             groups=[group_out(g, by_group) for g in registry.groups(village=v.id)],
         )
 
