@@ -84,6 +84,9 @@ class Speaker:
 
     def _on_message(self, _c: mqtt.Client, _u: Any, msg: mqtt.MQTTMessage) -> None:
         cmd = json.loads(msg.payload)
+        if cmd.get("action") == "marker":  # test plumbing, not a §6 action: echo it on the ack topic
+            self.client.publish(f"{ROOT}/dev/{self.id}/ack", msg.payload, qos=1)
+            return
         with self.lock:
             self.commands.append(cmd)
             if cmd["id"] in self.seen:  # redelivered: ack again, do not act again
@@ -137,10 +140,29 @@ class Hub:
         self.svc = BroadcastService(tmp / "broadcasts.db", clock, lambda: list(self.fleet),
                                     self.link.is_online, self.link.publish, alerts=self.alerts)
         self.link.attach(self.svc)
+        self.markers_back: set[str] = set()
+        on_message = self.link.client.on_message
+
+        def spy(c: mqtt.Client, u: Any, msg: mqtt.MQTTMessage) -> None:
+            if msg.topic.endswith("/ack") and b'"marker"' in msg.payload:
+                self.markers_back.add(json.loads(msg.payload)["id"])
+            on_message(c, u, msg)  # type: ignore[misc]
+
+        self.link.client.on_message = spy
         self.link.start()
 
-    def settle(self) -> None:
-        time.sleep(0.05)
+    def settle(self, *speakers: Speaker) -> None:
+        """Everything the hub sent these speakers has reached them and everything they answered
+        has been handled, proven by a marker round trip instead of a sleep: the hub finishes what
+        it received, sends each a marker after its commands, each echoes it after its acks, and
+        the hub handles what came before the echo (the broker keeps each client's order)."""
+        self.link.drain()
+        want = set()
+        for sp in speakers:
+            mid = f"marker-{sp.id}-{time.monotonic_ns()}"
+            want.add(mid)
+            self.link.publish(f"{ROOT}/dev/{sp.id}/cmd", json.dumps({"id": mid, "action": "marker"}).encode())
+        wait_for(lambda: want <= self.markers_back)
         self.link.drain()
 
     def close(self) -> None:
@@ -231,7 +253,7 @@ def test_speaker_offline_during_its_slot_is_served_once_when_back(rig: Any) -> N
     hub.svc.tick()
     late.finish()
     hub.wait_states(bid, {late.id: "done"})
-    hub.settle()
+    hub.settle(late)
     assert len(late.plays()) == 1
 
 
@@ -246,7 +268,7 @@ def test_speaker_back_after_expiry_gets_nothing_and_reads_expired(rig: Any) -> N
     hub.svc.tick()
     late.connect()
     wait_for(lambda: hub.link.is_online(late.id))
-    hub.settle()
+    hub.settle(late)
     assert late.plays() == [] and hub.states(bid) == {late.id: "expired"}
 
 
@@ -269,7 +291,7 @@ def test_hub_restarted_between_scheduling_and_fire_time_fires_once(
     try:
         wait_for(lambda: third.link.is_online(sp["v02-s1"].id))
         third.svc.start(thread=False)
-        third.settle()
+        third.settle(sp["v02-s1"])
         assert len(sp["v02-s1"].plays()) == 1
         assert [o["status"] for o in third.svc.get(bid)["occurrences"]] == ["fired"]
         assert third.states(bid) == {sp["v02-s1"].id: "playing"}
@@ -288,7 +310,7 @@ def test_cancel_while_playing_sends_stop_and_drops_future_occurrences(rig: Any) 
     hub.wait_states(bid, {sp[n].id: "done" for n in ("v01-s1", "v01-s2", "v01-s3")})
     hub.clock.advance(3 * 3600)
     hub.svc.tick()
-    hub.settle()
+    hub.settle(*(sp[n] for n in ("v01-s1", "v01-s2", "v01-s3")))
     assert all(len(sp[n].plays()) == 1 for n in ("v01-s1", "v01-s2", "v01-s3"))
     view = hub.svc.get(bid)
     assert view["status"] == "cancelled" and len(view["occurrences"]) == 1

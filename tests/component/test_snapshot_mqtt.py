@@ -102,6 +102,8 @@ class HubSide:
         self.heartbeats = 0
         self.client = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id="hub-test", protocol=paho.MQTTv5)
         self.client.on_message = self._on_message
+        self.subscribed = threading.Event()
+        self.client.on_subscribe = lambda *_a: self.subscribed.set()
         self.client.connect("127.0.0.1", port)
         self.client.subscribe([(f"{ROOT}/dev/+/snapshot", 1), (f"{ROOT}/dev/+/heartbeat", 1)])
         self.client.loop_start()
@@ -131,7 +133,7 @@ def rig(mosquitto: MosquittoServer, influxdb: InfluxServer, tmp_path: Path) -> I
     service.start()
     hub = HubSide(mosquitto.port, service)
     device = connect(mosquitto.port, "cam-publisher")
-    time.sleep(0.2)
+    assert hub.subscribed.wait(10), "the hub side got no SUBACK"  # nothing published before it is lost
     yield service, alerts, hub, device, influx
     device.disconnect()
     device.loop_stop()

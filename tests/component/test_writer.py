@@ -361,8 +361,26 @@ class FlakyStore(SqliteStore):
         super().write_lines(lines)
 
 
+class WatchedClock(ManualClock):
+    """A ManualClock that counts how often the writer's replayer thread has looked at it, so a
+    test can wait until the replayer has seen an advanced time instead of sleeping."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.replayer_reads = 0
+
+    def monotonic(self) -> float:
+        if threading.current_thread().name == "tsdb-replayer":
+            self.replayer_reads += 1
+        return super().monotonic()
+
+    def wait_replayer_reads(self, n: int, timeout: float = 5.0) -> None:
+        target = self.replayer_reads + n
+        wait_for(lambda: self.replayer_reads >= target, timeout)
+
+
 def test_retry_after_is_measured_on_the_injected_clock(tmp_path: Path, writers: list[DurableWriter]) -> None:
-    clock = ManualClock()
+    clock = WatchedClock()
     store = FlakyStore(tmp_path / "ts.sqlite3", retry_after=60)
     writer = DurableWriter(store, tmp_path / "spool", clock=clock)
     writers.append(writer)
@@ -371,7 +389,8 @@ def test_retry_after_is_measured_on_the_injected_clock(tmp_path: Path, writers: 
     assert store.attempts == 1
     store.down = False
     clock.advance(59)
-    time.sleep(0.4)
+    # the replayer has looked at the advanced clock three times and decided each time to wait on
+    clock.wait_replayer_reads(3)
     assert store.attempts == 1  # 59 s on the hub's clock: still waiting as asked
     clock.advance(2)
     wait_for(lambda: writer.spool.is_empty(), 5)
