@@ -15,6 +15,8 @@ from hub.topics import Topics
 
 if TYPE_CHECKING:
     from hub.mqtt.client import HubMqttClient
+    from hub.problems.service import ProblemService
+    from hub.rankings.service import RankingService
     from hub.registry.store import Registry
     from hub.tsdb.base import TimeSeriesStore
     from hub.tsdb.writer import DurableWriter
@@ -36,6 +38,8 @@ class Services:
     mqtt: HubMqttClient | None = None
     snapshots: Any = None  # hub.snapshots.service.SnapshotService
     broadcasts: Any = None  # hub.broadcasts.service.BroadcastService
+    problems: ProblemService | None = None  # the problem ledger (hub.problems)
+    rankings: RankingService | None = None  # village scoring (hub.rankings)
     started_at: float = 0.0
 
     def publish(self, topic: str, payload: bytes, qos: int = 1, retain: bool = False,

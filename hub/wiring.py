@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from hub.encode import point_sink
+from hub.messages import Point
 from hub.services import Services
 
 
@@ -56,4 +59,40 @@ def attach_optional_services(services: Services) -> None:
         config=BroadcastConfig(topic_root=s.topic_root, tz=s.tz, media_base_url=public_url,
                                grace_s=s.broadcast_grace_s, quiet_hours=QuietHours.parse(*quiet)),
         media=MediaStore(s.data_dir / "media", public_url),
+    )
+    attach_problems_and_rankings(services, emit_points)
+
+
+def attach_problems_and_rankings(services: Services, emit_points: Callable[[list[Point]], None]) -> None:
+    """The problem ledger and the village ranking (docs/problems.md, docs/rankings.md)."""
+    from hub.problems.service import DeviceInfo, Places, ProblemService
+    from hub.problems.store import ProblemStore
+    from hub.rankings.scoring import parse_weights
+    from hub.rankings.service import RankingService, Sources
+
+    s, reg = services.settings, services.registry
+
+    def device(device_id: str) -> DeviceInfo | None:
+        d = reg.get(device_id)
+        return DeviceInfo(d.kind, d.village, d.group) if d is not None else None
+
+    def village_name(village_id: str) -> str | None:
+        v = reg.get_village(village_id)
+        return v.name if v is not None else None
+
+    def group_village(group_id: str) -> str | None:
+        g = reg.get_group(group_id)
+        return g.village if g is not None else None
+
+    store = ProblemStore(s.data_dir / "problems.db", s.data_dir / "problems")
+    services.problems = ProblemService(
+        store=store, clock=services.clock, zone=s.zone, places=Places(device, village_name, group_village),
+        alerts=services.alerts, events=services.bus, emit_points=emit_points, audit=services.tokens.audit,
+        snapshots=services.snapshots, max_pixels=s.snapshot_max_pixels,
+    )
+    services.rankings = RankingService(
+        sources=Sources(store=services.store, alerts=services.alerts, problems=store,
+                        broadcasts=lambda: services.broadcasts.store if services.broadcasts else None),
+        villages=lambda: [(v.id, v.name) for v in reg.villages()], clock=services.clock, zone=s.zone,
+        weights=parse_weights(s.ranking_weights), alarm_ack_limit_s=s.alarm_ack_limit_s,
     )

@@ -20,7 +20,8 @@ from hub.services import Services
 log = logging.getLogger(__name__)
 
 MAX_BODY_BYTES = 1 * 1024 * 1024  # JSON bodies
-LARGE_BODY_PREFIXES = {"/api/v1/media": 50 * 1024 * 1024, "/api/v1/registry/import": 32 * 1024 * 1024}
+LARGE_BODY_PREFIXES = {"/api/v1/media": 50 * 1024 * 1024, "/api/v1/registry/import": 32 * 1024 * 1024,
+                       "/api/v1/problems": 9 * 1024 * 1024}  # photo uploads: an 8 MiB JPEG + multipart
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -104,6 +105,11 @@ def create_app(services: Services, dashboards_dir: Path | None = None) -> FastAP
         r = _optional_router("hub.api.routes.media", services.broadcasts.media, require_operator)
         if r is not None:
             app.include_router(r)
+    if services.problems is not None:
+        for module in ("hub.api.routes.problems", "hub.api.routes.rankings"):
+            r = _optional_router(module)
+            if r is not None:
+                app.include_router(r)
     r = _optional_router("hub.api.routes.registry", services.registry, require_viewer, require_admin)
     if r is not None:
         app.include_router(r)

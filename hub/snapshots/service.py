@@ -17,7 +17,7 @@ import multiprocessing
 import threading
 import time
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -90,6 +90,9 @@ class SnapshotService:
         self._cams: dict[str, _Camera] = {}
         self._slots: LatestWinsSlots[_Pending] = LatestWinsSlots(self.config.max_pending_bytes, _size)
         self._waiters = CommandWaiters()
+        # Called with (device, command ids, JPEG, ts) for each stored snapshot that answers
+        # commands (e.g. the problem ledger's fresh "after" photos); see add_answer_listener.
+        self._answer_listeners: list[Callable[[str, frozenset[str], bytes, float], None]] = []
         self._threads: list[threading.Thread] = []
         self._pool: ProcessPoolExecutor | None = None
         self._started_at = 0.0
@@ -245,6 +248,12 @@ class SnapshotService:
                    "url": f"/api/v1/devices/{device_id}/thumbnail"}
         self.events.publish("snapshot", summary)
         self._waiters.answer(item.cmd_ids, {"state": "answered", "snapshot": summary})
+        if item.cmd_ids:
+            for listener in self._answer_listeners:
+                try:
+                    listener(device_id, frozenset(item.cmd_ids), item.msg.payload, item.ts)
+                except Exception:
+                    log.exception("snapshot answer listener failed for %s", device_id)
         self._health_gauges()
 
     def _alerts(self, device_id: str, update: HealthUpdate, ts: float) -> None:
@@ -277,10 +286,16 @@ class SnapshotService:
 
     # --- commands (PROTOCOL §6 `snapshot`) -------------------------------------------------
 
-    def request_snapshot(self, device_id: str, wait_s: float = 0.0) -> SnapshotRequest:
+    def add_answer_listener(self, listener: Callable[[str, frozenset[str], bytes, float], None]) -> None:
+        """`listener(device, command_ids, jpeg, ts)` runs (in a worker) for every stored
+        snapshot that answers commands, also after request_snapshot stopped waiting."""
+        self._answer_listeners.append(listener)
+
+    def request_snapshot(self, device_id: str, wait_s: float = 0.0, command_id: str | None = None) -> SnapshotRequest:
         """Send the `snapshot` command; with wait_s > 0, wait for the answer (a snapshot with
-        user property cmd_id) until it is analysed and stored, or until the timeout."""
-        now, cmd_id = self.clock.now(), uuid.uuid4().hex
+        user property cmd_id) until it is analysed and stored, or until the timeout.
+        `command_id`: the caller's own id (to recognise the answer in an answer listener)."""
+        now, cmd_id = self.clock.now(), command_id or uuid.uuid4().hex
         expires_at = now + self.config.command_ttl_s
         waiter = self._waiters.register(cmd_id) if wait_s > 0 else None
         try:
