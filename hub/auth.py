@@ -2,18 +2,24 @@
 
 Tokens are random 256-bit strings shown once; only their SHA-256 is stored
 (`<data_dir>/hub.db`). `VH_BOOTSTRAP_TOKEN`, when set, is accepted as an admin token.
-Failed authentications are rate-limited per client address.
+A token's id is the first 12 hex digits of its hash; revoking takes that exact id.
+Valid tokens are cached for `TOKEN_CACHE_TTL_S`, so a revoke made by another process
+(`villagehub token revoke`) takes effect within that time. Failed authentications are
+rate-limited per client address.
 """
 
 from __future__ import annotations
 
+import getpass
 import hashlib
 import hmac
+import re
 import secrets
 import sqlite3
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final, Literal
@@ -22,6 +28,11 @@ Role = Literal["viewer", "operator", "admin"]
 ROLES: Final[tuple[Role, ...]] = ("viewer", "operator", "admin")
 _RANK: Final[dict[str, int]] = {r: i for i, r in enumerate(ROLES)}
 TOKEN_PREFIX: Final = "vh_"
+TOKEN_ID_LEN: Final = 12
+TOKEN_ID_PATTERN: Final = re.compile(r"[0-9a-f]{12}")
+# How long a valid token is trusted without looking at the database again: a revoke
+# made by another process takes effect everywhere within this time (issue 11: ≤ 5 s).
+TOKEN_CACHE_TTL_S: Final = 2.0
 
 
 def role_allows(have: str, need: str) -> bool:
@@ -51,6 +62,15 @@ def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
+def cli_principal() -> Principal:
+    """The actor of `villagehub token …` in the audit log: whoever can open the data dir."""
+    try:
+        user = getpass.getuser()
+    except Exception:  # no login name (some containers)
+        user = "unknown"
+    return Principal(f"cli:{user}"[:64], "admin", "cli")
+
+
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS tokens (
   hash TEXT PRIMARY KEY,
@@ -72,14 +92,18 @@ CREATE TABLE IF NOT EXISTS audit (
 
 
 class TokenStore:
-    def __init__(self, db_path: Path, bootstrap_token: str | None = None) -> None:
+    def __init__(self, db_path: Path, bootstrap_token: str | None = None, *,
+                 monotonic: Callable[[], float] = time.monotonic,
+                 cache_ttl_s: float = TOKEN_CACHE_TTL_S) -> None:
         db_path.parent.mkdir(parents=True, exist_ok=True)
         self._db = sqlite3.connect(str(db_path), check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.executescript(_SCHEMA)
         self._lock = threading.Lock()
         self._bootstrap_hash = hash_token(bootstrap_token) if bootstrap_token else None
-        self._cache: dict[str, Principal] = {}
+        self._monotonic = monotonic
+        self._cache_ttl_s = cache_ttl_s
+        self._cache: dict[str, tuple[Principal, float]] = {}  # digest → (principal, checked at)
 
     def create(self, name: str, role: Role, now: float | None = None) -> str:
         if role not in ROLES:
@@ -100,17 +124,19 @@ class TokenStore:
         digest = hash_token(token)
         if self._bootstrap_hash and hmac.compare_digest(digest, self._bootstrap_hash):
             return Principal("bootstrap", "admin", digest[:12])
+        now = self._monotonic()
         with self._lock:
             cached = self._cache.get(digest)
-            if cached:
-                return cached
+            if cached and now - cached[1] < self._cache_ttl_s:
+                return cached[0]
             row = self._db.execute(
                 "SELECT name, role FROM tokens WHERE hash=? AND revoked_at IS NULL", (digest,)
             ).fetchone()
             if row is None:
+                self._cache.pop(digest, None)
                 return None
-            principal = Principal(row[0], row[1], digest[:12])
-            self._cache[digest] = principal
+            principal = Principal(row[0], row[1], digest[:TOKEN_ID_LEN])
+            self._cache[digest] = (principal, now)
             return principal
 
     def tokens(self) -> list[TokenInfo]:
@@ -121,12 +147,13 @@ class TokenStore:
         return [TokenInfo(*r) for r in rows]
 
     def revoke(self, token_id: str, now: float | None = None) -> bool:
-        if len(token_id) < 8:
-            return False
+        """Revoke the token whose id (`tokens()`, `villagehub token list`) is exactly `token_id`."""
+        if not TOKEN_ID_PATTERN.fullmatch(token_id):
+            return False  # a pattern, a prefix or anything else names no token
         with self._lock:
             cur = self._db.execute(
-                "UPDATE tokens SET revoked_at=? WHERE hash LIKE ? AND revoked_at IS NULL",
-                (now or time.time(), token_id + "%"),
+                "UPDATE tokens SET revoked_at=? WHERE substr(hash, 1, ?) = ? AND revoked_at IS NULL",
+                (now or time.time(), TOKEN_ID_LEN, token_id),
             )
             self._cache.clear()
             return cur.rowcount > 0
@@ -151,7 +178,8 @@ class TokenStore:
 
 
 class FailureLimiter:
-    """At most `limit` failed authentications per client address in `window_s` seconds."""
+    """At most `limit` events per key in `window_s` seconds (failed authentications per client
+    address; also used for other per-caller rates)."""
 
     def __init__(self, limit: int = 30, window_s: float = 60.0, max_clients: int = 10_000) -> None:
         self.limit = limit
@@ -176,4 +204,4 @@ class FailureLimiter:
         with self._lock:
             if client not in self._failures and len(self._failures) >= self.max_clients:
                 self._failures.pop(next(iter(self._failures)))
-            self._failures.setdefault(client, deque()).append(now)
+            self._failures.setdefault(client, deque(maxlen=self.limit)).append(now)

@@ -95,6 +95,7 @@ class Settings(BaseSettings):
     township_name: str = "示范乡"
     boundary_geojson: Path | None = None  # the township outline drawn on the wall screen's map
     public_url: str | None = None  # how devices reach the hub over HTTP (broadcast media); default http://host:port
+    media_url_allow: str = ""  # comma-separated URL prefixes broadcast media.url may point at (besides the hub)
     mqtt_client_id: str = "villagehub"
     mqtt_protocol: Literal[5, 311] = 5
     mqtt_ca_file: Path | None = None
@@ -202,6 +203,14 @@ class Settings(BaseSettings):
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ValueError("must be an http(s) URL devices can reach, e.g. http://192.168.1.10:8000")
         return v.rstrip("/")
+
+    @field_validator("media_url_allow")
+    @classmethod
+    def _media_url_allow(cls, v: str) -> str:
+        from hub.broadcasts.api_models import parse_allow_list
+
+        parse_allow_list(v)  # ValueError names the bad prefix
+        return v
 
     @field_validator("mqtt_ca_file", "boundary_geojson")
     @classmethod

@@ -7,6 +7,7 @@ from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request, Security, WebSocket, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from starlette.datastructures import Headers
 
 from hub.auth import Principal, Role
 from hub.services import Services
@@ -19,25 +20,52 @@ def get_services(request: Request) -> Services:
 ServicesDep = Annotated[Services, Depends(get_services)]
 
 
-def _client_address(request: Request) -> str:
+def _client_address(request: Request | WebSocket) -> str:
     return request.client.host if request.client else "unknown"
 
 
-def authenticate(request: Request, services: Services) -> Principal:
+def bearer_token(headers: Headers) -> str:
+    """The token of an `Authorization: Bearer <token>` header, or ""."""
+    scheme, _, token = headers.get("authorization", "").partition(" ")
+    return token.strip() if scheme.lower() == "bearer" else ""
+
+
+class AuthFailure(Exception):
+    """Why a caller was refused: 401 (no valid token) or 429 (too many failures from its address)."""
+
+    def __init__(self, status_code: int, detail: str, headers: dict[str, str]) -> None:
+        super().__init__(detail)
+        self.status_code = status_code
+        self.detail = detail
+        self.headers = headers
+
+    def http(self) -> HTTPException:
+        return HTTPException(self.status_code, self.detail, headers=self.headers)
+
+
+def check_token(token: str, client: str, services: Services) -> Principal:
+    """The token's principal. The token is checked first: a valid token is never blocked;
+    only failures are counted and, past the limit, answered 429 instead of 401."""
+    principal = services.tokens.authenticate(token) if token else None
+    if principal is not None:
+        return principal
     now = services.clock.monotonic()
-    client = _client_address(request)
-    wait = services.auth_failures.blocked(client, now)
+    limiter = services.auth_failures
+    wait = limiter.blocked(client, now)
+    limiter.record_failure(client, now)
     if wait is not None:
-        raise HTTPException(status.HTTP_429_TOO_MANY_REQUESTS, "too many failed authentications",
-                            headers={"Retry-After": str(int(wait) + 1)})
-    header = request.headers.get("authorization", "")
-    scheme, _, token = header.partition(" ")
-    principal = services.tokens.authenticate(token.strip()) if scheme.lower() == "bearer" else None
-    if principal is None:
-        services.auth_failures.record_failure(client, now)
-        raise HTTPException(status.HTTP_401_UNAUTHORIZED, "missing or invalid bearer token",
-                            headers={"WWW-Authenticate": "Bearer"})
-    return principal
+        raise AuthFailure(status.HTTP_429_TOO_MANY_REQUESTS, "too many failed authentications",
+                          {"Retry-After": str(int(wait) + 1)})
+    raise AuthFailure(status.HTTP_401_UNAUTHORIZED, "missing or invalid bearer token",
+                      {"WWW-Authenticate": "Bearer"})
+
+
+def authenticate(request: Request, services: Services) -> Principal:
+    """The caller's principal from its bearer token (HTTPException 401/429 otherwise)."""
+    try:
+        return check_token(bearer_token(request.headers), _client_address(request), services)
+    except AuthFailure as exc:
+        raise exc.http() from None
 
 
 # Declares the bearer scheme in /openapi.json; authentication itself is done below so that
@@ -71,12 +99,14 @@ Operator = Annotated[Principal, Depends(require_operator)]
 Admin = Annotated[Principal, Depends(require_admin)]
 
 
-def websocket_principal(websocket: WebSocket, services: Services) -> Principal | None:
+def websocket_token(websocket: WebSocket) -> str:
     """WebSockets authenticate with `?token=` (browsers cannot set headers) or the header."""
-    token = websocket.query_params.get("token")
-    if not token:
-        header = websocket.headers.get("authorization", "")
-        scheme, _, token = header.partition(" ")
-        if scheme.lower() != "bearer":
-            token = ""
-    return services.tokens.authenticate(token.strip()) if token else None
+    return (websocket.query_params.get("token") or "").strip() or bearer_token(websocket.headers)
+
+
+def websocket_principal(websocket: WebSocket, services: Services) -> Principal | None:
+    """The stream's principal, or None; failures count in the same limiter as HTTP ones."""
+    try:
+        return check_token(websocket_token(websocket), _client_address(websocket), services)
+    except AuthFailure:
+        return None
