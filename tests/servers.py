@@ -21,6 +21,20 @@ from pathlib import Path
 from typing import Any
 
 
+def in_ci() -> bool:
+    """True under CI (`CI=true`, as .ci/run and most CI services set it)."""
+    return os.environ.get("CI", "").strip().lower() in ("1", "true", "yes")
+
+
+def skip_or_fail_in_ci(reason: str) -> None:
+    """Skip a test this machine cannot run; under CI fail instead, since CI must run everything."""
+    import pytest
+
+    if in_ci():
+        pytest.fail(f"{reason} — CI=true: this test must run in CI, fix the CI machine", pytrace=False)
+    pytest.skip(reason)
+
+
 def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
