@@ -41,7 +41,15 @@ export function tzOffsetMinutes(ts) {
   return Math.round((asUtc - d.getTime()) / 60000);
 }
 
-/** Escape text for innerHTML templates. */
-export function esc(s) {
-  return String(s ?? "").replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" })[c]);
+const HTML_ESCAPES = { "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;", "`": "&#96;" };
+
+/** Text → HTML that shows it literally, in element content or a quoted attribute value.
+ * The rule for contributors (docs/wall-screen.md): anything that came from the API or the stream
+ * (names, messages, titles, ids, even numbers) goes through this before it joins an HTML string
+ * (`innerHTML`, ECharts tooltip formatters); or set it with `textContent`. */
+export function escapeHtml(s) {
+  return String(s ?? "").replace(/[&<>"'`]/g, (c) => HTML_ESCAPES[c]);
 }
+
+/** Short name for escapeHtml in templates. */
+export const esc = escapeHtml;

@@ -1,4 +1,8 @@
 // The one live link: WebSocket /api/v1/stream?token=… with capped exponential backoff and jitter.
+// Close code 4401 (token missing, invalid or revoked) ends it: the stored token is dropped and the
+// page asks for a login instead of reconnecting with a token that will never work again.
+import { getToken, setToken } from "./api.js";
+
 export const BACKOFF_MIN_MS = 500;
 export const BACKOFF_MAX_MS = 15000;
 const UNAUTHORIZED = 4401; // the hub closes the stream with this code for a missing or revoked token
@@ -38,10 +42,17 @@ export class LiveStream {
     ws.onclose = (ev) => {
       if (this.ws !== ws) return;
       this.ws = null;
-      if (ev.code === UNAUTHORIZED) { this.closed = true; this.onState("unauthorized", 0); return; }
+      if (ev.code === UNAUTHORIZED) { this.unauthorized(); return; }
       if (!this.closed) this.retry();
     };
     ws.onerror = () => { /* onclose follows */ };
+  }
+
+  unauthorized() {
+    this.closed = true;
+    clearTimeout(this.timer);
+    if (getToken() === this.token) setToken(""); // unless someone logged in with another meanwhile
+    this.onState("unauthorized", 0);
   }
 
   retry() {

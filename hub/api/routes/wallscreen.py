@@ -5,6 +5,12 @@ goes to `/api/v1` with the operator's token). Nothing comes from a CDN: the char
 library is read from `dashboards/node_modules`, installed by `npm ci` at setup time.
 When it is missing the vendor routes answer 503 and the page says what to run.
 
+Every response carries `security_headers()`: a Content-Security-Policy that lets the page run
+only its own files (no inline script, no eval, no plugins, no framing, data only from this hub
+and its WebSocket), `X-Frame-Options: DENY`, `Referrer-Policy: no-referrer` and
+`X-Content-Type-Options: nosniff`. Style attributes are allowed: ECharts writes its tooltips as
+HTML with style attributes (and the page sets a few itself); a style cannot run script.
+
 Routes:
 - `GET /` and `GET /wall/` — the wall screen (`dashboards/wall/index.html`)
 - `GET /wall/{path}` — the page's own CSS, JS modules and i18n files
@@ -15,10 +21,11 @@ Routes:
 from __future__ import annotations
 
 import logging
+import re
 from pathlib import Path
 from typing import Final
 
-from fastapi import APIRouter, HTTPException
+from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import FileResponse, HTMLResponse, Response
 
 log = logging.getLogger(__name__)
@@ -46,6 +53,48 @@ MEDIA_TYPES: Final[dict[str, str]] = {
 # library is pinned by package-lock.json: cache it for a day.
 NO_CACHE: Final[dict[str, str]] = {"Cache-Control": "no-cache"}
 VENDOR_CACHE: Final[dict[str, str]] = {"Cache-Control": "public, max-age=86400"}
+
+# A Host header fit to be named in the policy (host, IPv4, [IPv6], optional port); anything else
+# gets 'self' alone, which CSP Level 3 browsers also match against ws:/wss: on the same host.
+_SAFE_HOST: Final = re.compile(r"^(?:[A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])(?::[0-9]{1,5})?$")
+
+
+def content_security_policy(host: str | None, *, style_elements: bool = False) -> str:
+    """The wall screen's policy; `host` (the request's Host header) names the WebSocket origin.
+
+    Style attributes are allowed (ECharts' tooltips are HTML with style attributes), `<style>`
+    elements are not, unless `style_elements` (the self-contained 503 page). Browsers without
+    `style-src-elem`/`style-src-attr` (CSP Level 3) fall back to `style-src`, which allows both.
+    """
+    connect = "'self'"
+    if host and _SAFE_HOST.fullmatch(host):
+        connect += f" ws://{host} wss://{host}"
+    return "; ".join((
+        "default-src 'none'",
+        "script-src 'self'",
+        "style-src 'self' 'unsafe-inline'",
+        "style-src-elem 'self'" + (" 'unsafe-inline'" if style_elements else ""),
+        "style-src-attr 'unsafe-inline'",
+        "img-src 'self' data: blob:",
+        "font-src 'self'",
+        f"connect-src {connect}",
+        "object-src 'none'",
+        "base-uri 'none'",
+        "form-action 'none'",
+        "frame-ancestors 'none'",
+    ))
+
+
+def security_headers(request: Request, *, style_elements: bool = False) -> dict[str, str]:
+    """Headers on every wall-screen response (pages, modules, the chart library, the 503 page)."""
+    return {
+        "Content-Security-Policy": content_security_policy(request.headers.get("host"),
+                                                           style_elements=style_elements),
+        "X-Frame-Options": "DENY",
+        "Referrer-Policy": "no-referrer",
+        "X-Content-Type-Options": "nosniff",
+    }
+
 
 MISSING_VENDOR_PAGE: Final[str] = """<!doctype html>
 <html lang="zh-CN"><head><meta charset="utf-8"><title>VillageHub — 依赖未安装 / dependencies missing</title>
@@ -104,35 +153,38 @@ def build_router(dashboards_dir: Path, boundary_geojson: Path | None = None) -> 
     router = APIRouter(tags=["wall screen"])
     warned: set[str] = set()
 
-    def page() -> Response:
+    def page(request: Request) -> Response:
         index = wall_dir / "index.html"
         if not index.is_file():
             raise HTTPException(404, f"wall screen not found at {index}")
-        return FileResponse(index, media_type=MEDIA_TYPES[".html"], headers=NO_CACHE)
+        return FileResponse(index, media_type=MEDIA_TYPES[".html"],
+                            headers={**NO_CACHE, **security_headers(request)})
 
     @router.get("/", include_in_schema=False)
-    def wall_screen() -> Response:
-        return page()
+    def wall_screen(request: Request) -> Response:
+        return page(request)
 
     @router.get("/wall/", include_in_schema=False)
-    def wall_screen_alias() -> Response:
-        return page()
+    def wall_screen_alias(request: Request) -> Response:
+        return page(request)
 
     @router.get("/wall/boundary.geojson", include_in_schema=False)
-    def wall_boundary() -> Response:
+    def wall_boundary(request: Request) -> Response:
         if not boundary.is_file():
             raise HTTPException(404, "no township boundary configured")
-        return FileResponse(boundary, media_type=MEDIA_TYPES[".geojson"], headers=NO_CACHE)
+        return FileResponse(boundary, media_type=MEDIA_TYPES[".geojson"],
+                            headers={**NO_CACHE, **security_headers(request)})
 
     @router.get("/wall/{path:path}", include_in_schema=False)
-    def wall_file(path: str) -> Response:
+    def wall_file(path: str, request: Request) -> Response:
         found = safe_child(wall_dir, path)
         if found is None:
             raise HTTPException(404, "not found")
-        return FileResponse(found, media_type=media_type_for(found), headers=NO_CACHE)
+        return FileResponse(found, media_type=media_type_for(found),
+                            headers={**NO_CACHE, **security_headers(request)})
 
     @router.get("/vendor/{name}", include_in_schema=False)
-    def vendor_file(name: str) -> Response:
+    def vendor_file(name: str, request: Request) -> Response:
         relative = VENDOR_FILES.get(name)
         if relative is None:
             raise HTTPException(404, "not a vendored file")
@@ -147,7 +199,9 @@ def build_router(dashboards_dir: Path, boundary_geojson: Path | None = None) -> 
             body = MISSING_VENDOR_PAGE.format(
                 name=name, node_modules=node_modules, dashboards=dashboards_dir
             )
-            return HTMLResponse(body, status_code=503, headers={"Retry-After": "60"})
-        return FileResponse(found, media_type=media_type_for(found), headers=VENDOR_CACHE)
+            return HTMLResponse(body, status_code=503, headers={"Retry-After": "60",
+                                                                **security_headers(request, style_elements=True)})
+        return FileResponse(found, media_type=media_type_for(found),
+                            headers={**VENDOR_CACHE, **security_headers(request)})
 
     return router

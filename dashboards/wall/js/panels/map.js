@@ -1,5 +1,6 @@
 // Township map: villages placed by coordinates, coloured by health. No tiles: a scatter on
 // plain axes, or on the township boundary (GeoJSON) when the hub serves /wall/boundary.geojson.
+import { escapeHtml } from "../fmt.js";
 import { t } from "../i18n.js";
 import { countDevices, markDirty, openAlerts, openAlertsByVillage, register, state } from "../state.js";
 
@@ -33,6 +34,15 @@ export function placeLabels(data, lons, lats) {
       && (o.value[0] - d.value[0]) / spanLon < 0.3 && Math.abs(o.value[1] - d.value[1]) / spanLat < 0.06);
     d.label = { position: crowded ? "top" : "right" };
   }
+}
+
+/** The tooltip of a village dot: HTML, so every value in it is escaped (names are typed by people). */
+export function tooltipHtml(p) {
+  const d = p.data;
+  if (!d?.cam) return "";
+  const line = (label, a, b) => `${escapeHtml(label)} ${escapeHtml(a)}${b === undefined ? "" : `/${escapeHtml(b)}`}`;
+  return `<b>${escapeHtml(d.name)}</b><br>${line(t("cameras"), d.cam.online, d.cam.total)}`
+    + `<br>${line(t("speakers_s"), d.spk.online, d.spk.total)}<br>${line(t("alarms"), d.alarms)}`;
 }
 
 export function onVillageClick(fn) { clickHandler = fn; }
@@ -91,8 +101,7 @@ function render() {
   const option = {
     animation: false,
     tooltip: { trigger: "item", backgroundColor: "#081a36", borderColor: "#27c4ff", textStyle: { color: "#e8f3ff", fontSize: 15 },
-      formatter: (p) => p.data?.cam ? `<b>${p.data.name}</b><br>${t("cameras")} ${p.data.cam.online}/${p.data.cam.total}`
-        + `<br>${t("speakers_s")} ${p.data.spk.online}/${p.data.spk.total}<br>${t("alarms")} ${p.data.alarms}` : "" },
+      formatter: tooltipHtml },
     series: [alarmRipple, series],
   };
   if (hasBoundary) {

@@ -38,7 +38,7 @@ function renderPlaying() {
     const states = Object.entries(b.by_state || {}).filter(([s, n]) => n > 0 && s !== "done")
       .map(([s, n]) => `${t(`state_${s}`)} ${n}`).join(" · ");
     return `<li data-broadcast="${esc(b.id)}">${prio(b.priority ?? "")}<span class="grow">${esc(b.title ?? b.id)}</span>`
-      + `<span class="num progress-text">${done}/${total}</span><div class="progress"><i style="width:${pct}%"></i></div>`
+      + `<span class="num progress-text">${esc(done)}/${esc(total)}</span><div class="progress"><i style="width:${Number(pct) || 0}%"></i></div>`
       + (states ? `<span class="hint states">${esc(states)}</span>` : "") + "</li>";
   }).join("");
 }
@@ -47,7 +47,7 @@ function renderNext() {
   const ul = document.getElementById("next-up");
   const next = state.overview?.broadcasts?.next || [];
   if (!next.length) { ul.innerHTML = `<li class="empty">${esc(t("nothing_next"))}</li>`; return; }
-  ul.innerHTML = next.slice(0, 4).map((b) => `<li data-broadcast="${esc(b.id ?? b.broadcast_id)}">${prio(b.priority)}<span class="grow">${esc(b.title)}</span><span class="num">${b.at ? fmtHM(b.at) : ""}</span></li>`).join("");
+  ul.innerHTML = next.slice(0, 4).map((b) => `<li data-broadcast="${esc(b.id ?? b.broadcast_id)}">${prio(b.priority)}<span class="grow">${esc(b.title)}</span><span class="num">${Number.isFinite(b.at) ? esc(fmtHM(b.at)) : ""}</span></li>`).join("");
 }
 
 /** Occurrence start (Unix s) from a calendar item, whatever the exact field name. */
