@@ -9,7 +9,12 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from hub.api.routes.wallscreen import VENDOR_FILES, build_router, safe_child
+from hub.api.routes.wallscreen import (
+    VENDOR_FILES,
+    build_router,
+    content_security_policy,
+    safe_child,
+)
 
 pytestmark = pytest.mark.unit
 
@@ -135,3 +140,56 @@ def test_installed_package_falls_back_to_dashboards_in_the_working_directory(
     monkeypatch.chdir(workdir)
     r = client_for(tmp_path / "site-packages" / "dashboards").get("/")
     assert r.status_code == 200 and "wall" in r.text
+
+
+def csp_directives(policy: str) -> dict[str, list[str]]:
+    out: dict[str, list[str]] = {}
+    for part in policy.split(";"):
+        name, *values = part.split()
+        assert name not in out, f"{name} twice"
+        out[name] = values
+    return out
+
+
+@pytest.mark.parametrize("path", ["/", "/wall/", "/wall/js/main.js", "/vendor/echarts.min.js",
+                                  "/vendor/echarts.esm.min.mjs"])
+def test_every_wall_screen_response_carries_the_security_headers(fake_dashboards: Path, path: str) -> None:
+    lib = fake_dashboards / "node_modules" / "echarts" / "dist"
+    lib.mkdir(parents=True)
+    (lib / "echarts.min.js").write_text("var echarts={};")  # the .mjs stays missing: the 503 page
+    r = client_for(fake_dashboards).get(path, headers={"Host": "hub.example:8000"})
+    assert r.status_code in (200, 503)
+    assert r.headers["x-frame-options"] == "DENY"
+    assert r.headers["referrer-policy"] == "no-referrer"
+    assert r.headers["x-content-type-options"] == "nosniff"
+    csp = csp_directives(r.headers["content-security-policy"])
+    assert csp["default-src"] == ["'none'"]
+    assert csp["script-src"] == ["'self'"]  # no inline script, no eval
+    assert csp["object-src"] == ["'none'"] and csp["base-uri"] == ["'none'"]
+    assert csp["frame-ancestors"] == ["'none'"]
+    assert csp["connect-src"] == ["'self'", "ws://hub.example:8000", "wss://hub.example:8000"]
+    assert csp["img-src"] == ["'self'", "data:", "blob:"]
+    assert csp["style-src-attr"] == ["'unsafe-inline'"]  # ECharts' tooltips are HTML with style attributes
+    assert csp["style-src-elem"] == (["'self'", "'unsafe-inline'"] if r.status_code == 503 else ["'self'"])
+
+
+@pytest.mark.parametrize("host", ["evil.example; script-src *", "a b", "x\\y", "", None])
+def test_an_odd_host_header_is_never_written_into_the_policy(host: str | None) -> None:
+    csp = csp_directives(content_security_policy(host))
+    assert csp["connect-src"] == ["'self'"]
+    assert csp["script-src"] == ["'self'"]
+
+
+def test_ipv6_host_names_the_websocket_origin() -> None:
+    assert csp_directives(content_security_policy("[::1]:8000"))["connect-src"] == [
+        "'self'", "ws://[::1]:8000", "wss://[::1]:8000"]
+
+
+def test_real_page_has_no_inline_script_or_handler() -> None:
+    """script-src 'self' blocks inline code: every script is a file, no on* attributes."""
+    html = (DASHBOARDS / "wall" / "index.html").read_text()
+    for tag in re.findall(r"<script\b[^>]*>", html):
+        assert re.search(r'\bsrc="/', tag), tag
+    assert not re.search(r"<script\b[^>]*>\s*[^<\s]", html)
+    assert not re.search(r"\son[a-z]+\s*=", html, re.IGNORECASE)
+    assert "javascript:" not in html
