@@ -4,32 +4,22 @@ from __future__ import annotations
 
 import importlib
 import logging
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-from fastapi import FastAPI, Request, Response
+from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from hub import __version__
+from hub.api.bodylimit import BodyLimit
 from hub.api.deps import require_admin, require_operator, require_viewer
 from hub.api.routes import alerts, devices, health, overview, stream, tokens
 from hub.services import Services
 
 log = logging.getLogger(__name__)
 
-MAX_BODY_BYTES = 1 * 1024 * 1024  # JSON bodies
-LARGE_BODY_PREFIXES = {"/api/v1/media": 50 * 1024 * 1024, "/api/v1/registry/import": 32 * 1024 * 1024,
-                       "/api/v1/problems": 9 * 1024 * 1024}  # photo uploads: an 8 MiB JPEG + multipart
 REPO_ROOT = Path(__file__).resolve().parents[2]
-
-
-def _body_limit(path: str) -> int:
-    for prefix, limit in LARGE_BODY_PREFIXES.items():
-        if path.startswith(prefix):
-            return limit
-    return MAX_BODY_BYTES
 
 
 def _optional_router(module: str, *args: Any) -> Any:
@@ -55,27 +45,8 @@ def create_app(services: Services, dashboards_dir: Path | None = None) -> FastAP
     )
     app.state.services = services
 
-    @app.middleware("http")
-    async def limit_body(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
-        limit = _body_limit(request.url.path)
-        length = request.headers.get("content-length")
-        if length is not None:
-            try:
-                too_big = int(length) > limit
-            except ValueError:
-                return JSONResponse({"detail": "bad Content-Length"}, status_code=400)
-            if too_big:
-                return JSONResponse({"detail": f"request body over {limit} bytes"}, status_code=413)
-        elif request.method in ("POST", "PUT", "PATCH") and "chunked" in request.headers.get(
-            "transfer-encoding", ""
-        ):
-            body = b""
-            async for chunk in request.stream():
-                body += chunk
-                if len(body) > limit:
-                    return JSONResponse({"detail": f"request body over {limit} bytes"}, status_code=413)
-            request._body = body  # starlette reads it from here
-        return await call_next(request)
+    # Body limits; large uploads (routes listed in hub.api.bodylimit) authenticate first.
+    app.add_middleware(BodyLimit, services=services)
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -110,6 +81,10 @@ def create_app(services: Services, dashboards_dir: Path | None = None) -> FastAP
             r = _optional_router(module)
             if r is not None:
                 app.include_router(r)
+    if services.lights is not None:
+        r = _optional_router("hub.api.routes.lights")
+        if r is not None:
+            app.include_router(r)
     r = _optional_router("hub.api.routes.registry", services.registry, require_viewer, require_admin)
     if r is not None:
         app.include_router(r)

@@ -24,7 +24,8 @@ from fastapi.testclient import TestClient
 from pydantic import BaseModel
 from starlette.websockets import WebSocketDisconnect
 
-from hub.api.app import LARGE_BODY_PREFIXES, MAX_BODY_BYTES, create_app
+from hub.api.app import create_app
+from hub.api.bodylimit import LARGE_BODY_ROUTES, body_limit
 from hub.auth import FailureLimiter
 from hub.clock import ManualClock
 from hub.runtime import build_services
@@ -257,12 +258,20 @@ def test_every_json_body_model_refuses_unknown_fields(call: tuple[str, Endpoint]
 def test_every_body_over_the_limit_is_413_before_anything_else(api: Api, call: tuple[str, Endpoint]) -> None:
     method, route = call
     path = concrete_path(route.path)
-    limit = next((n for prefix, n in LARGE_BODY_PREFIXES.items() if path.startswith(prefix)), MAX_BODY_BYTES)
+    limit = body_limit(path)
     big = b"[" + b"0," * (limit // 2) + b"0]"  # just over the route's limit
     r = api.client.request(method, path, content=big,
                            headers={"Authorization": f"Bearer {api.tokens['admin']}",
                                     "Content-Type": "application/json"})
     assert r.status_code == 413, f"{method} {route.path} → {r.status_code}"
+
+
+def test_every_large_body_route_exists_and_pre_checks_the_routes_own_role() -> None:
+    """The body-limit middleware authenticates large uploads itself: its role must be the route's."""
+    by_path = {route.path: route for _, route in BODY_CALLS}
+    for path, (_, role) in LARGE_BODY_ROUTES.items():
+        assert path in by_path, f"{path} is no body route of the app"
+        assert required_role(by_path[path]) == role, path
 
 
 PAGE_PARAMS = {"limit", "page_size", "per_page", "size"}
