@@ -42,7 +42,8 @@ def js(static_url: str, chromium: Any) -> Iterator[Any]:
     page.evaluate("""async () => {
         window.m = {};
         for (const name of ['rrule', 'state', 'i18n', 'panels/cameras', 'panels/map', 'panels/alarms',
-                            'panels/speakers', 'panels/charts', 'panels/camera-modal']) {
+                            'panels/speakers', 'panels/charts', 'panels/camera-modal', 'fmt', 'stream',
+                            'api']) {
             window.m[name.replace('panels/', '')] = await import(`/wall/js/${name}.js`);
         }
     }""")
@@ -212,3 +213,45 @@ def test_without_a_boundary_the_map_places_villages_on_plain_axes(static_url: st
         assert option == {"geo": 0, "system": "cartesian2d"}
     finally:
         page.close()
+
+
+def test_escape_html_makes_any_value_literal_text(js: Any) -> None:
+    hostile = """<img src=x onerror="a('1')">&`"""
+    assert js("m.fmt.escapeHtml(arg)", hostile) == "&lt;img src=x onerror=&quot;a(&#39;1&#39;)&quot;&gt;&amp;&#96;"
+    assert js("[m.fmt.escapeHtml(null), m.fmt.escapeHtml(undefined), m.fmt.escapeHtml(0)]") == ["", "", "0"]
+    # what the page does with it: the text comes back unchanged, no element is made
+    assert js("(() => { const d = document.createElement('div'); d.innerHTML = m.fmt.escapeHtml(arg);"
+              " return [d.textContent, d.children.length]; })()", hostile) == [hostile, 0]
+
+
+def test_map_tooltip_escapes_the_village_name(js: Any) -> None:
+    name = "<img src=x onerror=window.__xss=1>"
+    html = js("m.map.tooltipHtml({ data: { name: arg, cam: { online: 1, total: 2 }, spk: { online: '<b>', total: 3 },"
+              " alarms: 0 } })", name)
+    assert "<img" not in html and "&lt;img src=x onerror=window.__xss=1&gt;" in html
+    assert "&lt;b&gt;/3" in html
+    assert js("m.map.tooltipHtml({ data: {} })") == ""
+
+
+STREAM_CLOSED_WITH = """(async (code) => {
+    const made = [];
+    window.WebSocket = class { constructor(url) { this.url = url; made.push(this); } close() {} };
+    localStorage.setItem('vh.token', 'tok-1');
+    const states = [];
+    const s = new m.stream.LiveStream({ token: 'tok-1', onEvent: () => {}, onState: (st) => states.push(st) });
+    s.start();
+    made[0].onclose({ code });
+    const result = { states, sockets: made.length, token: m.api.getToken(), timer: s.closed ? null : 'retrying' };
+    s.stop();
+    return result;
+})(arg)"""
+
+
+def test_stream_closed_with_4401_drops_the_token_and_stops(js: Any) -> None:
+    got = js(STREAM_CLOSED_WITH, 4401)
+    assert got == {"states": ["connecting", "unauthorized"], "sockets": 1, "token": "", "timer": None}
+
+
+def test_stream_closed_otherwise_keeps_the_token_and_retries(js: Any) -> None:
+    got = js(STREAM_CLOSED_WITH, 1006)
+    assert got == {"states": ["connecting", "lost"], "sockets": 1, "token": "tok-1", "timer": "retrying"}
