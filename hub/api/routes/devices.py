@@ -8,6 +8,7 @@ from fastapi import APIRouter, HTTPException, Query
 from starlette.concurrency import run_in_threadpool
 
 from hub.api.deps import ServicesDep, Viewer
+from hub.api.redact import for_principal
 from hub.api.timeparams import parse_duration, parse_time
 from hub.heartbeat import FIELDS_BY_KIND
 from hub.services import Services
@@ -76,7 +77,7 @@ def build_router() -> APIRouter:
         }
 
     @router.get("/devices/{device_id}", summary="One device with its latest heartbeat values")
-    def get_device(device_id: str, services: ServicesDep, _: Viewer) -> dict[str, Any]:
+    def get_device(device_id: str, services: ServicesDep, who: Viewer) -> dict[str, Any]:
         dev = services.registry.get(device_id) if is_valid_id(device_id) else None
         if dev is None:
             raise HTTPException(404, f"unknown device {device_id[:64]!r}")
@@ -90,7 +91,7 @@ def build_router() -> APIRouter:
             "heartbeats_lost": live.lost if live else 0,
             "clock_skew_s": live.clock_skew_s if live else None,
         })
-        return item
+        return for_principal(who, item)  # stream URLs keep their credentials for admins only
 
     @router.get("/devices/{device_id}/series", summary="Time-bucketed values of one field")
     async def series(
