@@ -262,7 +262,7 @@ async def _read_upload(request: Request) -> tuple[bytes, str]:
             raise unprocessable(("body", "file"), f"must be image/jpeg, got {ctype or 'no type'}")
         data = await upload.read(MAX_PHOTO_BYTES + 1)
         if len(data) > MAX_PHOTO_BYTES:
-            raise HTTPException(status.HTTP_413_REQUEST_ENTITY_TOO_LARGE, f"photo over {MAX_PHOTO_BYTES} bytes")
+            raise HTTPException(413, f"photo over {MAX_PHOTO_BYTES} bytes")
         return data, stage
     finally:
         await form.close()
