@@ -137,7 +137,7 @@ def start_hub(services: Services) -> Hub:
         log.warning("time-series store %s not ready at start (%s); spooling until it answers",
                     services.store.name, exc)
     services.writer.start()
-    for name in ("snapshots", "broadcasts", "problems"):
+    for name in ("snapshots", "broadcasts", "problems", "lights"):
         svc = getattr(services, name)
         if svc is not None and hasattr(svc, "start"):
             svc.start()
@@ -173,7 +173,7 @@ def stop_hub(hub: Hub) -> None:
         hub.pool.stop()
     for w in hub.workers:
         w.stop(DRAIN_TIMEOUT_S)
-    for name in ("problems", "broadcasts", "snapshots"):
+    for name in ("lights", "problems", "broadcasts", "snapshots"):
         svc = getattr(s, name)
         if svc is not None and hasattr(svc, "stop"):
             with contextlib.suppress(Exception):
@@ -208,6 +208,8 @@ def _sweep(hub: Hub) -> None:
         snaps.check_staleness(s.clock.now(), s.live.last_heartbeat, cameras=cameras)
     if s.problems is not None:  # overdue alerts, the `problems` counts
         s.problems.sweep(s.clock.now())
+    if s.lights is not None:  # offline lamps back, command expiry, street-light alarms
+        s.lights.sweep(s.clock.now())
 
 
 def fleet_counts(services: Services) -> dict[str, int]:

@@ -14,6 +14,7 @@ from hub.settings import Settings
 from hub.topics import Topics
 
 if TYPE_CHECKING:
+    from hub.lights.service import LightService
     from hub.mqtt.client import HubMqttClient
     from hub.problems.service import ProblemService
     from hub.rankings.service import RankingService
@@ -40,6 +41,7 @@ class Services:
     broadcasts: Any = None  # hub.broadcasts.service.BroadcastService
     problems: ProblemService | None = None  # the problem ledger (hub.problems)
     rankings: RankingService | None = None  # village scoring (hub.rankings)
+    lights: LightService | None = None  # street lights (hub.lights)
     started_at: float = 0.0
 
     def publish(self, topic: str, payload: bytes, qos: int = 1, retain: bool = False,

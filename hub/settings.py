@@ -93,6 +93,8 @@ class Settings(BaseSettings):
 
     # --- the project's own (documented in docs/configuration.md) ---
     township_name: str = "示范乡"
+    township_lat: float | None = Field(None, ge=-90, le=90)  # street-light sun times; default: the devices' centre
+    township_lon: float | None = Field(None, ge=-180, le=180)
     boundary_geojson: Path | None = None  # the township outline drawn on the wall screen's map
     public_url: str | None = None  # how devices reach the hub over HTTP (broadcast media); default http://host:port
     media_url_allow: str = ""  # comma-separated URL prefixes broadcast media.url may point at (besides the hub)

@@ -61,6 +61,20 @@ def attach_optional_services(services: Services) -> None:
         media=MediaStore(s.data_dir / "media", public_url),
     )
     attach_problems_and_rankings(services, emit_points)
+    attach_lights(services, emit_points)
+
+
+def attach_lights(services: Services, emit_points: Callable[[list[Point]], None]) -> None:
+    """Street lights: commands, delivery, alarms, sun times (docs/lights.md)."""
+    from hub.lights.service import LightConfig, LightService
+
+    s = services.settings
+    services.lights = LightService(
+        store_path=s.data_dir / "lights.db", clock=services.clock, registry=services.registry,
+        live=services.live, publish=services.publish, emit_points=emit_points, alerts=services.alerts,
+        events=services.bus, config=LightConfig(topic_root=s.topic_root, tz=s.tz, lat=s.township_lat,
+                                                lon=s.township_lon),
+    )
 
 
 def attach_problems_and_rankings(services: Services, emit_points: Callable[[list[Point]], None]) -> None:

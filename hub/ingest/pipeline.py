@@ -179,6 +179,12 @@ class Ingest:
     # --- acks and snapshots go to their services ----------------------------------------
     def on_ack(self, msg: InboundMessage, lines: list[str]) -> None:
         self.s.live.touch(msg.device_id, msg.received_at)
+        if self.s.lights is not None:  # a street-light command's ack (ids `lt-…`); None: not one
+            handled = self.s.lights.on_ack(msg.device_id, msg.payload, msg.received_at)
+            if handled is not None:
+                if handled:
+                    metrics.messages_accepted.labels(kind="ack").inc()
+                return
         if self.s.broadcasts is None:
             self.rejections.reject("ack", "no_broadcast_service", msg.device_id)
             return
