@@ -22,7 +22,13 @@ from typing import Any
 
 import pytest
 
-from tests.servers import InfluxServer, ManagedProcess, MosquittoServer, free_port
+from tests.servers import (
+    InfluxServer,
+    ManagedProcess,
+    MosquittoServer,
+    free_port,
+    skip_or_fail_in_ci,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 ARTIFACTS = Path(os.environ.get("VH_TEST_ARTIFACTS", REPO / "test-artifacts"))
@@ -40,15 +46,24 @@ def villagehub(*args: str) -> list[str]:
     return [sys.executable, "-m", "hub", *args]
 
 
-def skip_without_browser() -> None:
+def missing_browser_part() -> str | None:
+    """What this machine lacks to run the browser tests, with the command that fixes it; or None."""
     try:
         import playwright.sync_api  # noqa: F401
     except ImportError:
-        pytest.skip("playwright is not installed (pip install playwright)")
+        return "playwright is not installed (pip install -e '.[dev]', or pip install playwright)"
     if not Path(CHROMIUM).exists():
-        pytest.skip(f"{CHROMIUM} not found (apt-get install -y chromium)")
+        return f"{CHROMIUM} not found (apt-get install -y chromium, or set VH_CHROMIUM)"
     if not (REPO / "dashboards" / "node_modules" / "echarts" / "dist" / "echarts.min.js").exists():
-        pytest.skip("dashboards/node_modules missing (cd dashboards && npm ci)")
+        return "dashboards/node_modules missing (cd dashboards && npm ci)"
+    return None
+
+
+def skip_without_browser() -> None:
+    """Skip locally when a part is missing; under CI=true fail, naming the fix (CI runs every test)."""
+    missing = missing_browser_part()
+    if missing:
+        skip_or_fail_in_ci(missing)
 
 
 @dataclass
