@@ -15,6 +15,7 @@ from hub import __version__
 from hub.api.bodylimit import BodyLimit
 from hub.api.deps import require_admin, require_operator, require_viewer
 from hub.api.routes import alerts, devices, health, overview, stream, tokens
+from hub.broadcasts.api_models import parse_allow_list
 from hub.services import Services
 
 log = logging.getLogger(__name__)
@@ -70,7 +71,8 @@ def create_app(services: Services, dashboards_dir: Path | None = None) -> FastAP
         if r is not None:
             app.include_router(r)
     if services.broadcasts is not None:
-        r = _optional_router("hub.api.routes.broadcasts", services.broadcasts, require_viewer, require_operator)
+        r = _optional_router("hub.api.routes.broadcasts", services.broadcasts, require_viewer, require_operator,
+                             parse_allow_list(services.settings.media_url_allow))
         if r is not None:
             app.include_router(r)
         r = _optional_router("hub.api.routes.media", services.broadcasts.media, require_operator)

@@ -9,12 +9,14 @@ from fastapi import APIRouter, Depends, HTTPException, Path, Query, status
 from fastapi.exceptions import RequestValidationError
 
 from hub.broadcasts.api_models import (
+    AudioMedia,
     BroadcastIn,
     BroadcastList,
     BroadcastOut,
     Calendar,
     Created,
     QuietHoursIn,
+    media_url_error,
 )
 from hub.broadcasts.media import MediaError
 from hub.broadcasts.model import EMERGENCY_PRIORITY
@@ -49,11 +51,22 @@ def _parse_time(value: str, name: str, zone: str, now: float) -> float:
     return t
 
 
-def build_router(service: BroadcastService, viewer: Any, operator: Any) -> APIRouter:
-    """`viewer`/`operator`: dependencies returning a principal with `.name` and `.role`."""
+def build_router(service: BroadcastService, viewer: Any, operator: Any,
+                 media_url_allow: tuple[str, ...] = ()) -> APIRouter:
+    """`viewer`/`operator`: dependencies returning a principal with `.name` and `.role`.
+    `media_url_allow`: URL prefixes (VH_MEDIA_URL_ALLOW) an audio `media.url` may point at,
+    besides the hub's own copy of the file."""
     router = APIRouter(prefix="/api/v1/broadcasts", tags=["broadcasts"])
     Viewer = Depends(viewer)
     Operator = Depends(operator)
+    hub_url = service.media.base_url if service.media is not None else service.config.media_base_url
+
+    def check_media_url(body: BroadcastIn) -> None:
+        media = body.media
+        if isinstance(media, AudioMedia) and media.url is not None:
+            why = media_url_error(str(media.url), media.sha256, hub_url, media_url_allow)
+            if why:
+                raise unprocessable(["body", "media", "url"], why)
 
     def need_admin_for(priority: int, who: _Principal, what: str) -> None:
         if priority >= EMERGENCY_PRIORITY and who.role != "admin":
@@ -66,6 +79,7 @@ def build_router(service: BroadcastService, viewer: Any, operator: Any) -> APIRo
                  responses={403: {"description": "priority ≥ 8 needs the admin role"}})
     def create(body: BroadcastIn, who: _Principal = Operator) -> Created:
         need_admin_for(body.priority, who, "scheduling")
+        check_media_url(body)
         try:
             return Created(id=service.create(body.to_spec(), who.name))
         except ScheduleError as exc:
