@@ -272,9 +272,10 @@ class LightService:
                     self._move(d, "expired", now, "no answer")
                 elif d.state == "offline" and now >= d.expires_at:
                     self._open.pop(d.command_id, None)  # stays `offline`: never reached the lamp
-        if now - self._last_alarm_run >= ALARM_EVERY_S:
-            self._last_alarm_run = now
-            self.evaluate_alarms(now)
+        at = self.clock.now()  # the service's own clock judges night (tests inject one)
+        if at - self._last_alarm_run >= ALARM_EVERY_S:
+            self._last_alarm_run = at
+            self.evaluate_alarms(at)
 
     def evaluate_alarms(self, now: float) -> None:
         lat, lon = self.position()
