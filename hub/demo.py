@@ -42,6 +42,9 @@ DEMO_FAULTS: list[dict[str, Any]] = [
     {"fault": "malformed", "share": 0.01, "at": 15, "params": {"every": 5}},
     {"fault": "speaker_fault", "share": 0.01, "kind": "speaker", "at": 50},
     {"fault": "power_loss", "share": 0.01, "at": 90},
+    {"fault": "lamp_fault", "share": 0.06, "kind": "light", "at": 20},  # a few failed street lamps
+    {"fault": "lamp_fault", "share": 0.03, "kind": "light", "at": 35, "params": {"code": "driver"}},
+    {"fault": "battery_dying", "share": 0.2, "kind": "light", "at": 10},  # acts on solar lamps only
 ]
 
 
