@@ -1,4 +1,9 @@
-"""`villagehub`: serve, demo, sim, token, registry, devices (PROTOCOL §8)."""
+"""`villagehub`: serve, demo, sim, token, registry, devices (PROTOCOL §8).
+
+Every command takes its settings the same way: a flag overrides the `VH_*` variable, which
+overrides the default. Start-up problems (bad settings, a port in use) are one clear line on
+stderr and a non-zero exit, never a traceback.
+"""
 
 from __future__ import annotations
 
@@ -28,29 +33,51 @@ def _settings() -> Settings:
         raise typer.Exit(2) from None
 
 
+def _fail(message: str, code: int = 1) -> typer.Exit:
+    typer.echo(message, err=True)
+    return typer.Exit(code)
+
+
 @app.command()
 def serve() -> None:
     """Run the hub: HTTP API and wall screen, MQTT consumers, scheduler."""
+    from hub.preflight import http_port_problem
     from hub.runtime import run_hub
 
-    run_hub(_settings())
+    settings = _settings()
+    problem = http_port_problem(settings.http_host, settings.http_port)
+    if problem:
+        raise _fail(f"villagehub serve: {problem}")
+    try:
+        run_hub(settings)
+    except SettingsError as exc:  # e.g. the data directory cannot be used
+        raise _fail(f"villagehub serve: {exc}", 2) from None
 
 
 @app.command()
 def demo(
-    data_dir: Annotated[Path | None, typer.Option(help="where the demo keeps its state (default: a temp dir)")] = None,
-    port: Annotated[int, typer.Option(help="HTTP port of the API and wall screen")] = 8000,
+    data_dir: Annotated[Path | None, typer.Option(help="where the demo keeps its state (default: VH_DATA_DIR, else a temp dir removed at exit)")] = None,
+    port: Annotated[int | None, typer.Option(min=1, max=65535, help="HTTP port of the API and wall screen (default: VH_HTTP_PORT, else 8000)")] = None,
+    host: Annotated[str | None, typer.Option(help="address to listen on (default: VH_HTTP_HOST, else 127.0.0.1)")] = None,
     township: Annotated[Path | None, typer.Option(help="township file (default: the bundled sample)")] = None,
     time_scale: Annotated[float, typer.Option(help="simulated clock speed for the camera scenes")] = 60.0,
-    broker: Annotated[str, typer.Option(help="auto (Mosquitto when installed), mosquitto or embedded")] = "auto",
+    broker: Annotated[str, typer.Option(help="auto (Mosquitto when installed), mosquitto or embedded; ignored when VH_MQTT_URL is set")] = "auto",
 ) -> None:
-    """A whole township on this machine: broker, stores, simulated devices, the wall screen."""
-    from hub.demo import run_demo
+    """A whole township on this machine: broker, stores, simulated devices, the wall screen.
+
+    Honours the VH_* settings like `serve` (VH_HTTP_PORT, VH_HTTP_HOST, VH_DATA_DIR,
+    VH_BOOTSTRAP_TOKEN, VH_MQTT_URL, ...); the flags override them."""
+    from hub.demo import DemoError, run_demo
 
     if broker not in ("auto", "mosquitto", "embedded"):
-        typer.echo("--broker must be auto, mosquitto or embedded", err=True)
-        raise typer.Exit(2)
-    run_demo(data_dir=data_dir, port=port, township=township, time_scale=time_scale, broker_kind=broker)
+        raise _fail("--broker must be auto, mosquitto or embedded", 2)
+    flags = {k: v for k, v in (("data_dir", data_dir), ("http_port", port), ("http_host", host)) if v is not None}
+    try:
+        run_demo(flags, township=township, time_scale=time_scale, broker_kind=broker)
+    except SettingsError as exc:
+        raise _fail(str(exc), 2) from None
+    except DemoError as exc:
+        raise _fail(f"villagehub demo: {exc}") from None
 
 
 @token_app.command("create")
@@ -58,8 +85,8 @@ def token_create(
     role: Annotated[str, typer.Option(help="viewer, operator or admin")],
     name: Annotated[str, typer.Option(help="who or what uses the token")],
 ) -> None:
-    """Print a new API token (shown once; only its hash is stored)."""
-    from hub.auth import ROLES, TokenStore
+    """Print a new API token (shown once; only its hash is stored). Recorded in the audit log."""
+    from hub.auth import ROLES, TokenStore, cli_principal
 
     if role not in ROLES:
         typer.echo(f"--role must be one of {', '.join(ROLES)}", err=True)
@@ -67,7 +94,9 @@ def token_create(
     settings = _settings()
     store = TokenStore(settings.data_dir / "hub.db")
     try:
-        typer.echo(store.create(name, role))  # type: ignore[arg-type]
+        token = store.create(name, role)  # type: ignore[arg-type]
+        store.audit(cli_principal(), "token.create", name, role)
+        typer.echo(token)
     except ValueError as exc:
         typer.echo(str(exc), err=True)
         raise typer.Exit(2) from None
@@ -89,11 +118,14 @@ def token_list() -> None:
 
 @token_app.command("revoke")
 def token_revoke(token_id: str) -> None:
-    """Revoke a token by the id `token list` shows."""
-    from hub.auth import TokenStore
+    """Revoke a token by the exact id `token list` shows (a running hub stops accepting it within
+    5 s). Recorded in the audit log."""
+    from hub.auth import TokenStore, cli_principal
 
     store = TokenStore(_settings().data_dir / "hub.db")
     ok = store.revoke(token_id)
+    if ok:
+        store.audit(cli_principal(), "token.revoke", token_id)
     store.close()
     if not ok:
         typer.echo(f"no active token with id {token_id}", err=True)
@@ -115,6 +147,9 @@ _mount("hub.security.cli", "devices", "Device credentials for the broker (passwo
 
 
 def main() -> None:
+    from hub.preflight import restrict_umask
+
+    restrict_umask()  # everything the hub writes (data dir, databases, spool, snapshots) is private
     app(prog_name="villagehub")
 
 

@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
 import logging
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import threading
@@ -33,6 +35,31 @@ def _wait_port(port: int, timeout: float) -> bool:
             return True
         time.sleep(0.05)
     return False
+
+
+def _libc() -> Any:
+    with contextlib.suppress(OSError):
+        return ctypes.CDLL(None, use_errno=True)
+    return None
+
+
+_LIBC = _libc()
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:
+    """In the child before exec: SIGTERM when the parent dies (Linux prctl PR_SET_PDEATHSIG).
+    Only a call into libc here: nothing that could take a lock (the child of a forked process)."""
+    if _LIBC is not None and hasattr(_LIBC, "prctl"):
+        _LIBC.prctl(_PR_SET_PDEATHSIG, int(signal.SIGTERM))
+
+
+def _tail(path: Path) -> str:
+    try:
+        lines = [ln for ln in path.read_text(errors="replace").splitlines() if ln.strip()]
+    except OSError:
+        return ""
+    return lines[-1][:200] if lines else ""
 
 
 def find_mosquitto() -> str | None:
@@ -59,21 +86,29 @@ class MosquittoBroker:
         return f"mqtt://127.0.0.1:{self.port}"
 
     def start(self) -> None:
-        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.workdir.mkdir(mode=0o700, parents=True, exist_ok=True)
         conf = self.workdir / "mosquitto-demo.conf"
+        # As root Mosquitto would switch to the `mosquitto` user, which cannot write its
+        # persistence into the (private, 0700) data directory.
+        user = "user root\n" if os.geteuid() == 0 else ""
         conf.write_text(
             f"listener {self.port} 127.0.0.1\nallow_anonymous true\n"
             f"persistence true\npersistence_location {self.workdir}/\n"
             "max_inflight_messages 0\nmax_queued_messages 100000\nmessage_size_limit 5242880\n"
-            "log_dest stdout\nlog_type error\nlog_type warning\n"
+            "log_dest stdout\nlog_type error\nlog_type warning\n" + user
         )
         log_file = open(self.workdir / "mosquitto.log", "ab")  # noqa: SIM115 - owned by the process
+        # A process group of its own: a Ctrl-C in the terminal reaches the demo only, which
+        # stops the simulator and the hub first and this broker last. It also ends with the
+        # demo if the demo is killed (parent-death signal, Linux).
         self._proc = subprocess.Popen([self.binary, "-c", str(conf)], stdout=log_file,
-                                      stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+                                      stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                      process_group=0, preexec_fn=_die_with_parent)
         log_file.close()
         if not _wait_port(self.port, 10):
             self.stop()
-            raise RuntimeError("mosquitto did not start; see " + str(self.workdir / "mosquitto.log"))
+            tail = _tail(self.workdir / "mosquitto.log")
+            raise RuntimeError(f"mosquitto did not start on 127.0.0.1:{self.port}{': ' + tail if tail else ''}")
 
     def stop(self) -> None:
         if self._proc and self._proc.poll() is None:

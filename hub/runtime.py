@@ -25,6 +25,7 @@ from hub.eventbus import EventBus
 from hub.ingest.pipeline import Ingest, IngestWorker
 from hub.livestate import HISTORY_EVERY_S, LiveState
 from hub.messages import InboundMessage
+from hub.preflight import prepare_data_dir
 from hub.mqtt.client import HubMqttClient, MqttOptions
 from hub.registry.store import Registry
 from hub.services import Services
@@ -75,7 +76,7 @@ class Hub:
 def build_services(settings: Settings, clock: Clock | None = None, *, spool_name: str = "spool") -> Services:
     clock = clock or SystemClock()
     data = settings.data_dir
-    data.mkdir(parents=True, exist_ok=True)
+    prepare_data_dir(data)  # 0700, its contents 0600 (hub.preflight)
     bus = EventBus()
     registry = Registry(data / "registry.db")
     store = build_store(settings)
