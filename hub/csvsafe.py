@@ -9,8 +9,10 @@ export imports back unchanged.
 
 from __future__ import annotations
 
+import csv
 import re
-from typing import Final
+from collections.abc import Iterable, Iterator
+from typing import Any, Final
 
 FORMULA_STARTS: Final = frozenset("=+-@\t\r")
 _NUMBER: Final = re.compile(r"[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?")
@@ -27,3 +29,23 @@ def escape_cell(value: str) -> str:
 
 def unescape_cell(cell: str) -> str:
     return cell[1:] if cell.startswith("'") and _starts_formula(cell) else cell
+
+
+class SafeWriter:
+    """A `csv.writer` whose text cells pass through `escape_cell`."""
+
+    def __init__(self, f: Any, **fmt: Any) -> None:
+        self._w = csv.writer(f, **fmt)
+
+    def writerow(self, row: Iterable[Any]) -> Any:
+        return self._w.writerow([escape_cell(c) if isinstance(c, str) else c for c in row])
+
+    def writerows(self, rows: Iterable[Iterable[Any]]) -> None:
+        for row in rows:
+            self.writerow(row)
+
+
+def safe_reader(f: Iterable[str], **fmt: Any) -> Iterator[list[str]]:
+    """`csv.reader` rows with `unescape_cell` applied: reads back what `SafeWriter` wrote."""
+    for row in csv.reader(f, **fmt):
+        yield [unescape_cell(c) for c in row]

@@ -87,7 +87,8 @@ def create_app(services: Services, dashboards_dir: Path | None = None) -> FastAP
         r = _optional_router("hub.api.routes.lights")
         if r is not None:
             app.include_router(r)
-    r = _optional_router("hub.api.routes.registry", services.registry, require_viewer, require_admin)
+    r = _optional_router("hub.api.routes.registry", services.registry, require_viewer, require_admin,
+                         services.tokens.audit)
     if r is not None:
         app.include_router(r)
     r = _optional_router("hub.api.routes.wallscreen", dashboards_dir or REPO_ROOT / "dashboards",

@@ -6,7 +6,6 @@ Errors name the row (a spreadsheet's numbering: the header is row 1) and the col
 
 from __future__ import annotations
 
-import csv
 import io
 import re
 from collections.abc import Callable
@@ -14,6 +13,7 @@ from typing import Any, Final
 
 from pydantic import TypeAdapter, ValidationError
 
+from hub.csvsafe import SafeWriter, safe_reader
 from hub.registry.model import Device, Group, Township, Village
 from hub.registry.schema import (
     CSV_DEVICES,
@@ -53,7 +53,7 @@ def parse_csv(text: str) -> Township:
     Row numbers are a spreadsheet's: the header is row 1. Blank rows and rows whose
     first cell starts with `#` are skipped.
     """
-    reader = csv.reader(io.StringIO(text))
+    reader = safe_reader(io.StringIO(text))  # undoes the formula escaping of to_csv
     header: list[str] | None = None
     errors: list[str] = []
     rows: dict[str, list[tuple[int, dict[str, Any]]]] = {"village": [], "group": [], "device": []}
@@ -217,7 +217,7 @@ def to_csv(township: Township) -> str:
     """Township → CSV: village rows, then group rows, then device rows; one `tag:<key>` column per tag."""
     keys = list(dict.fromkeys(k for d in township.devices for k in d.tags))
     out = io.StringIO()
-    w = csv.writer(out, lineterminator="\n")
+    w = SafeWriter(out, lineterminator="\n")  # cells starting = + - @ are escaped (hub.csvsafe)
     w.writerow([c for c in CSV_COLUMNS if c != "tags"] + [f"tag:{k}" for k in keys])
     blank_tags = [""] * len(keys)
     num: Callable[[float | None], str] = lambda x: "" if x is None else repr(x)  # noqa: E731

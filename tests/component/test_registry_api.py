@@ -1,4 +1,5 @@
-"""Registry routes through FastAPI's TestClient on a real SQLite registry, with a tiny stand-in auth."""
+"""Registry routes through FastAPI's TestClient on a real SQLite registry, behind the hub's real
+authentication (`hub.api.deps` with a real TokenStore: one real token per role)."""
 
 from __future__ import annotations
 
@@ -6,47 +7,36 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from fastapi import FastAPI, Header, HTTPException
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
+from hub.api.deps import require_admin, require_viewer
 from hub.api.routes.registry import build_router
 from hub.registry import SAMPLE_TOWNSHIP, parse_township
 from hub.registry.store import Registry
+from tests.api_auth import install_real_auth
 
 pytestmark = pytest.mark.component
 
-RANK = {"viewer": 0, "operator": 1, "admin": 2}
-
-
-def _role(authorization: str, needed: str) -> str:
-    role = authorization.removeprefix("Bearer ")
-    if role not in RANK:
-        raise HTTPException(401, "missing or invalid bearer token")
-    if RANK[role] < RANK[needed]:
-        raise HTTPException(403, f"this needs the {needed} role")
-    return role
-
-
-def viewer(authorization: str = Header("")) -> str:
-    return _role(authorization, "viewer")
-
-
-def admin(authorization: str = Header("")) -> str:
-    return _role(authorization, "admin")
+TOKENS: dict[str, str] = {}  # role → a real token of that role, made by the fixture
 
 
 def as_(role: str, **extra: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {role}", **extra}
+    return {"Authorization": f"Bearer {TOKENS[role]}", **extra}
 
 
 @pytest.fixture
 def api(tmp_path: Path) -> Iterator[tuple[TestClient, Registry]]:
     registry = Registry(tmp_path / "registry.db")
     app = FastAPI()
-    app.include_router(build_router(registry, viewer, admin))
+    store, tokens = install_real_auth(app, tmp_path)
+    TOKENS.clear()
+    TOKENS.update(tokens)
+    app.include_router(build_router(registry, require_viewer, require_admin, store.audit))
     with TestClient(app) as client:
         yield client, registry
     registry.close()
+    store.close()
 
 
 SAMPLE = SAMPLE_TOWNSHIP.read_bytes()
@@ -100,6 +90,9 @@ def test_bad_import_is_422_naming_row_and_field_and_changes_nothing(api: tuple[T
 def test_import_needs_admin_and_a_body(api: tuple[TestClient, Registry]) -> None:
     client, _ = api
     assert client.post("/api/v1/registry/import", content=SAMPLE).status_code == 401
+    r = client.post("/api/v1/registry/import", content=SAMPLE, headers={"Authorization": "Bearer vh_not-a-token"})
+    assert r.status_code == 401 and r.headers["www-authenticate"] == "Bearer"
+    assert client.post("/api/v1/registry/import", content=SAMPLE, headers=as_("viewer")).status_code == 403
     assert client.post("/api/v1/registry/import", content=SAMPLE, headers=as_("operator")).status_code == 403
     assert client.post("/api/v1/registry/import", content=b"  ", headers=as_("admin")).status_code == 422
 

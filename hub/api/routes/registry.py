@@ -1,6 +1,7 @@
 """Registry routes: villages and groups, township import/export, device registration edits.
 
 GET /api/v1/devices and /devices/{id} (registry joined with live state) live in routes/devices.py.
+Every write (villages, groups, devices, imports) is recorded in the audit log.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
+from hub.api.redact import redact_urls
 from hub.registry.api_models import (
     DeviceBody,
     DeviceOut,
@@ -33,6 +35,9 @@ from hub.registry.township_file import (
     to_yaml,
 )
 from hub.topics import is_valid_id
+
+# The audit log's writer: (actor, action, target, detail), e.g. hub.auth.TokenStore.audit.
+Audit = Callable[[Any, str, str | None, str], None]
 
 ID_RULE = "must be 1-64 letters, digits, _ or -, starting with a letter or digit"
 
@@ -82,10 +87,17 @@ def _format_of(content_type: str, explicit: str | None) -> Literal["yaml", "csv"
     return None  # guess from the content
 
 
-def build_router(registry: Registry, viewer_dep: Callable[..., Any], admin_dep: Callable[..., Any]) -> APIRouter:
+def build_router(registry: Registry, viewer_dep: Callable[..., Any], admin_dep: Callable[..., Any],
+                 audit: Audit) -> APIRouter:
     router = APIRouter(prefix="/api/v1", tags=["registry"])
     viewer = [Depends(viewer_dep)]
     admin = [Depends(admin_dep)]
+    Admin = Depends(admin_dep)
+
+    def audited(who: Any, action: str, target: str | None, detail: Any = None) -> None:
+        # stream URLs may carry camera credentials: the audit log keeps them out
+        audit(who, f"registry.{action}", target,
+              "" if detail is None else json.dumps(redact_urls(detail), ensure_ascii=False, default=str))
 
     def counts() -> tuple[dict[str, dict[str, int]], dict[str, dict[str, int]]]:
         by_village: dict[str, dict[str, int]] = {}
@@ -126,9 +138,9 @@ def build_router(registry: Registry, viewer_dep: Callable[..., Any], admin_dep: 
         by_village, by_group = counts()
         return village_out(v, by_village, by_group)
 
-    @router.put("/villages/{village_id}", dependencies=admin, response_model=VillageOut,
+    @router.put("/villages/{village_id}", response_model=VillageOut,
                 responses={422: {"description": "a field is invalid"}})
-    def put_village(village_id: str, body: VillageBody) -> Any:
+    def put_village(village_id: str, body: VillageBody, who: Any = Admin) -> Any:
         """Create or edit a village (admin)."""
         if not is_valid_id(village_id):
             return _unprocessable([f"id: {ID_RULE}"])
@@ -136,13 +148,14 @@ def build_router(registry: Registry, viewer_dep: Callable[..., Any], admin_dep: 
             v = registry.upsert_village(Village(village_id, body.name, body.lat, body.lon, body.quiet_hours))
         except RegistryError as exc:
             return _unprocessable(exc.errors)
+        audited(who, "village.put", village_id, body.model_dump())
         by_village, by_group = counts()
         return village_out(v, by_village, by_group)
 
-    @router.delete("/villages/{village_id}", dependencies=admin, status_code=status.HTTP_204_NO_CONTENT,
+    @router.delete("/villages/{village_id}", status_code=status.HTTP_204_NO_CONTENT,
                    responses={404: {"description": "no such village"},
                               409: {"description": "the village still has groups or devices"}})
-    def delete_village(village_id: str) -> Response:
+    def delete_village(village_id: str, who: Any = Admin) -> Response:
         """Remove an empty village (admin)."""
         try:
             removed = registry.delete_village(village_id)
@@ -150,6 +163,7 @@ def build_router(registry: Registry, viewer_dep: Callable[..., Any], admin_dep: 
             raise HTTPException(status.HTTP_409_CONFLICT, "; ".join(exc.errors)) from None
         if not removed:
             raise HTTPException(status.HTTP_404_NOT_FOUND, f"no village {village_id}")
+        audited(who, "village.delete", village_id)
         return Response(status_code=status.HTTP_204_NO_CONTENT)
 
     @router.get("/groups", dependencies=viewer, response_model=list[GroupOut])
@@ -158,9 +172,9 @@ def build_router(registry: Registry, viewer_dep: Callable[..., Any], admin_dep: 
         _, by_group = counts()
         return [group_out(g, by_group) for g in registry.groups(village=village)]
 
-    @router.put("/groups/{group_id}", dependencies=admin, response_model=GroupOut,
+    @router.put("/groups/{group_id}", response_model=GroupOut,
                 responses={422: {"description": "a field is invalid or the village is unknown"}})
-    def put_group(group_id: str, body: GroupBody) -> Any:
+    def put_group(group_id: str, body: GroupBody, who: Any = Admin) -> Any:
         """Create or edit a group (admin)."""
         if not is_valid_id(group_id):
             return _unprocessable([f"id: {ID_RULE}"])
@@ -168,13 +182,14 @@ def build_router(registry: Registry, viewer_dep: Callable[..., Any], admin_dep: 
             g = registry.upsert_group(Group(group_id, body.village, body.name))
         except RegistryError as exc:
             return _unprocessable(exc.errors)
+        audited(who, "group.put", group_id, body.model_dump())
         _, by_group = counts()
         return group_out(g, by_group)
 
-    @router.delete("/groups/{group_id}", dependencies=admin, status_code=status.HTTP_204_NO_CONTENT,
+    @router.delete("/groups/{group_id}", status_code=status.HTTP_204_NO_CONTENT,
                    responses={404: {"description": "no such group"},
                               409: {"description": "the group still has devices"}})
-    def delete_group(group_id: str) -> Response:
+    def delete_group(group_id: str, who: Any = Admin) -> Response:
         """Remove an empty group (admin)."""
         try:
             removed = registry.delete_group(group_id)
@@ -182,12 +197,13 @@ def build_router(registry: Registry, viewer_dep: Callable[..., Any], admin_dep: 
             raise HTTPException(status.HTTP_409_CONFLICT, "; ".join(exc.errors)) from None
         if not removed:
             raise HTTPException(status.HTTP_404_NOT_FOUND, f"no group {group_id}")
+        audited(who, "group.delete", group_id)
         return Response(status_code=status.HTTP_204_NO_CONTENT)
 
-    @router.put("/devices/{device_id}", dependencies=admin, response_model=DeviceOut,
+    @router.put("/devices/{device_id}", response_model=DeviceOut,
                 responses={201: {"description": "newly registered"},
                            422: {"description": "a field is invalid or a reference is unknown"}})
-    def put_device(device_id: str, body: DeviceBody, response: Response) -> Any:
+    def put_device(device_id: str, body: DeviceBody, response: Response, who: Any = Admin) -> Any:
         """Register a device or edit its registration (admin). A device seen unregistered becomes registered."""
         if not is_valid_id(device_id):
             return _unprocessable([f"id: {ID_RULE}"])
@@ -197,25 +213,28 @@ def build_router(registry: Registry, viewer_dep: Callable[..., Any], admin_dep: 
                                               body.lat, body.lon, dict(body.tags), body.stream_url))
         except RegistryError as exc:
             return _unprocessable(exc.errors)
+        audited(who, "device.put", device_id, body.model_dump())
         if before is None or not before.registered:
             response.status_code = status.HTTP_201_CREATED
         return _device_out(d)
 
-    @router.delete("/devices/{device_id}", dependencies=admin, status_code=status.HTTP_204_NO_CONTENT,
+    @router.delete("/devices/{device_id}", status_code=status.HTTP_204_NO_CONTENT,
                    responses={404: {"description": "no such device"}})
-    def delete_device(device_id: str) -> Response:
+    def delete_device(device_id: str, who: Any = Admin) -> Response:
         """Remove a device from the registry (admin). If it keeps publishing it comes back unregistered."""
         if not registry.delete_device(device_id):
             raise HTTPException(status.HTTP_404_NOT_FOUND, f"no device {device_id}")
+        audited(who, "device.delete", device_id)
         return Response(status_code=status.HTTP_204_NO_CONTENT)
 
-    @router.post("/registry/import", dependencies=admin, response_model=ImportOut, openapi_extra=_IMPORT_BODY,
+    @router.post("/registry/import", response_model=ImportOut, openapi_extra=_IMPORT_BODY,
                  responses={422: {"description": "errors naming the row (CSV) or line (YAML) and field"}})
     async def import_township(
         request: Request,
         replace: Annotated[bool, Query(description="remove registered records the file does not list")] = False,
         dry_run: Annotated[bool, Query(description="check and report what would change; write nothing")] = False,
         format: Annotated[Literal["yaml", "csv", "json"] | None, Query(description="default: from the content type or the content")] = None,
+        who: Any = Admin,
     ) -> Any:
         """Import a township file, all or nothing (admin)."""
         content_type = request.headers.get("content-type", "")
@@ -242,7 +261,11 @@ def build_router(registry: Registry, viewer_dep: Callable[..., Any], admin_dep: 
             report = await run_in_threadpool(work)
         except (TownshipFileError, RegistryError) as exc:
             return _unprocessable(exc.errors)
-        return ImportOut(**{k: getattr(report, k) for k in ImportOut.model_fields})
+        out = ImportOut(**{k: getattr(report, k) for k in ImportOut.model_fields})
+        if not dry_run:
+            audited(who, "import", None, {"replace": replace, "filename": filename,
+                                          **out.model_dump(exclude={"seconds"})})
+        return out
 
     @router.get("/registry/export", dependencies=admin,
                 responses={200: {"content": {"application/yaml": {}, "text/csv": {}, "application/json": {}}}})

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, HTTPException, Query
+from fastapi import APIRouter, HTTPException, Query, status
 from pydantic import BaseModel, ConfigDict, Field
 
-from hub.api.deps import Admin, ServicesDep, Viewer
-from hub.auth import Role
+from hub.api.deps import Admin, Operator, ServicesDep, Viewer
+from hub.auth import FailureLimiter, Role
+
+# The wall screen records its confirmation steps (emergency confirm/abort); an operator's
+# token may add at most this many entries a minute.
+UI_AUDIT_PER_MINUTE = 30
 
 
 class TokenCreate(BaseModel):
@@ -26,6 +30,7 @@ class TokenAuditEntry(BaseModel):
 
 def build_router() -> APIRouter:
     router = APIRouter(prefix="/api/v1", tags=["auth"])
+    ui_audit_rate = FailureLimiter(limit=UI_AUDIT_PER_MINUTE, window_s=60.0)
 
     @router.get("/whoami", summary="The caller's name and role")
     def whoami(who: Viewer) -> dict[str, str]:
@@ -54,8 +59,16 @@ def build_router() -> APIRouter:
     def audit(services: ServicesDep, _: Admin, limit: int = Query(200, ge=1, le=1000)) -> dict[str, Any]:
         return {"items": services.tokens.audit_log(limit)}
 
-    @router.post("/audit", status_code=201, summary="Record a wall-screen action in the audit log")
-    def record(body: TokenAuditEntry, services: ServicesDep, who: Viewer) -> dict[str, str]:
+    @router.post("/audit", status_code=201,
+                 summary=f"Record a wall-screen action in the audit log (operator; {UI_AUDIT_PER_MINUTE} a minute)",
+                 responses={429: {"description": "over the per-token rate"}})
+    def record(body: TokenAuditEntry, services: ServicesDep, who: Operator) -> dict[str, str]:
+        now = services.clock.monotonic()
+        wait = ui_audit_rate.blocked(who.token_id, now)
+        if wait is not None:
+            raise HTTPException(status.HTTP_429_TOO_MANY_REQUESTS, "too many audit entries from this token",
+                                headers={"Retry-After": str(int(wait) + 1)})
+        ui_audit_rate.record_failure(who.token_id, now)
         services.tokens.audit(who, "ui." + body.action, body.target, body.detail)
         return {"status": "recorded"}
 
