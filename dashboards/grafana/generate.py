@@ -4,7 +4,8 @@
     python dashboards/grafana/generate.py --check  # exit 1 when the committed files differ
 
 The queries are InfluxQL against the time-series schema of PROTOCOL §9 (measurements
-heartbeat, presence, snapshot, event, delivery; tags device, kind, village, village_group).
+heartbeat, presence, snapshot, event, delivery; tags device, kind, village, village_group) plus the
+street lights' `light_command` measurement (docs/lights.md).
 Every panel uses the provisioned data source (uid `villagehub-influxdb`, see
 provisioning/datasources/villagehub.yaml).
 """
@@ -69,7 +70,7 @@ def var_query(name: str, label: str, query: str, include_all: bool = True) -> di
 
 VILLAGE_VAR = var_query("village", "村 Village", 'SHOW TAG VALUES FROM "heartbeat" WITH KEY = "village"')
 KIND_VAR = {
-    "name": "kind", "label": "类型 Kind", "type": "custom", "query": "camera,speaker", "includeAll": True,
+    "name": "kind", "label": "类型 Kind", "type": "custom", "query": "camera,speaker,light", "includeAll": True,
     "multi": True, "allValue": ".*", "current": {"text": "All", "value": "$__all"},
     "options": [],
 }
@@ -234,11 +235,69 @@ def broadcast_delivery() -> dict[str, Any]:
                      [VILLAGE_VAR, BROADCAST_VAR], ["broadcasts"])
 
 
+LIGHT = f"\"kind\" = 'light' AND {VILLAGE}"
+LIGHT_COMMAND_STATES = ["sent", "received", "done", "failed", "rejected", "expired", "offline"]
+
+
+def _latest_count(field: str, condition: str) -> str:
+    """How many lamps' latest value (last 5 min) meets `condition`."""
+    return (f"SELECT count(\"{field}\") FROM (SELECT last(\"{field}\") AS \"{field}\" FROM \"heartbeat\" "
+            f"WHERE time > now() - 5m AND {LIGHT} GROUP BY \"device\") WHERE {condition}")
+
+
+def street_lights() -> dict[str, Any]:
+    by_village = ("SELECT mean(\"%s\") FROM \"heartbeat\" WHERE " + LIGHT
+                  + " AND $timeFilter GROUP BY time($__interval), \"village\" fill(null)")
+    by_device = ("SELECT mean(\"%s\") FROM \"heartbeat\" WHERE \"solar\" = true AND " + LIGHT
+                 + " AND $timeFilter GROUP BY time($__interval), \"device\" fill(null)")
+    commands = [target(
+        f"SELECT count(\"command_id\") FROM \"light_command\" WHERE \"state\" = '{st}' AND {VILLAGE} AND $timeFilter "
+        "GROUP BY time($__interval) fill(0)", ref=chr(ord("A") + i), alias=st)
+        for i, st in enumerate(LIGHT_COMMAND_STATES)]
+    panels = [
+        panel("stat", "路灯在报 · Lamps reporting (5 min)", [target(_latest_count("seq", "\"seq\" >= 0"))], 0, 0, 6, 4),
+        panel("stat", "亮灯 · Lamps lit", [target(_latest_count("on", "\"on\" = true"))], 6, 0, 6, 4),
+        panel("stat", "故障路灯 · Lamps with a fault", [target(_latest_count("fault", "\"fault\" != ''"))],
+              12, 0, 6, 4, description="heartbeat `fault` set (led_open, driver, overheat, battery, …)"),
+        panel("stat", "电池低于 20% · Battery below 20 %", [target(_latest_count("battery_pct", "\"battery_pct\" < 20"))],
+              18, 0, 6, 4),
+        panel("timeseries", "平均亮度 · Mean dimming level by village", [target(by_village % "level", alias="$tag_village")],
+              0, 4, 12, 8, unit="percent"),
+        panel("timeseries", "功率 · Mean power by village", [target(by_village % "power_w", alias="$tag_village")],
+              12, 4, 12, 8, unit="watt"),
+        panel("timeseries", "太阳能电池 · Solar lamps' battery", [target(by_device % "battery_pct", alias="$tag_device")],
+              0, 12, 12, 8, unit="percent"),
+        panel("timeseries", "太阳能充电 · Solar charging power", [target(by_device % "solar_w", alias="$tag_device")],
+              12, 12, 12, 8, unit="watt"),
+        panel("timeseries", "环境照度 · Ambient light", [target(by_village % "lux", alias="$tag_village")],
+              0, 20, 12, 8, unit="lux"),
+        panel("timeseries", "用电量 · Energy used per hour", [target(
+            "SELECT sum(\"wh\") FROM (SELECT spread(\"energy_wh\") AS \"wh\" FROM \"heartbeat\" "
+            f"WHERE {LIGHT} AND $timeFilter GROUP BY \"device\", time(1h)) GROUP BY time(1h)")],
+              12, 20, 12, 8, unit="watth", description="spread of each lamp's energy counter per hour, summed"),
+        panel("timeseries", "命令投递 · Light command deliveries", commands, 0, 28, 24, 8,
+              fieldConfig={"defaults": {"unit": "short", "custom": {"drawStyle": "bars", "stacking": {"mode": "normal"},
+                                                                     "fillOpacity": 80}}, "overrides": []}),
+        panel("table", "路灯状态 · Latest state per lamp", [target(
+            "SELECT last(\"on\") AS \"on\", last(\"level\") AS \"level\", last(\"power_w\") AS \"power_w\", "
+            "last(\"battery_pct\") AS \"battery_pct\", last(\"fault\") AS \"fault\", last(\"mode\") AS \"mode\" "
+            f"FROM \"heartbeat\" WHERE {LIGHT} AND $timeFilter GROUP BY \"device\", \"village\"", fmt="table")],
+              0, 36, 24, 10),
+        panel("table", "最近命令 · Recent light commands", [target(
+            "SELECT \"batch_id\", \"action\", \"state\", \"command_id\", \"device\", \"village\" FROM \"light_command\" "
+            f"WHERE {VILLAGE} AND $timeFilter ORDER BY time DESC LIMIT 300", fmt="table")], 0, 46, 24, 10),
+    ]
+    return dashboard("villagehub-lights", "VillageHub · 智慧路灯 Street lights",
+                     "Street lights (kind light): lit, dimming, power and energy, solar batteries, faults, "
+                     "command deliveries (docs/lights.md).", panels, [VILLAGE_VAR], ["lights"])
+
+
 DASHBOARDS = {
     "fleet-health.json": fleet_health,
     "device-heartbeat.json": device_heartbeat,
     "snapshot-health.json": snapshot_health,
     "broadcast-delivery.json": broadcast_delivery,
+    "street-lights.json": street_lights,
 }
 
 

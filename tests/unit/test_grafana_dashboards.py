@@ -27,12 +27,14 @@ SCHEMA: dict[str, tuple[set[str], set[str]]] = {
     "heartbeat": ({"device", "kind", "village", "village_group"},
                   {"seq", "interval_s", "uptime_s", "rssi_dbm", "fw", "fps", "bitrate_kbps", "temp_c",
                    "storage_free_pct", "recording", "stream_url", "volume", "state", "playing", "amp_temp_c",
-                   "power_w", "mains", "battery_pct"}),
+                   "power_w", "mains", "battery_pct",
+                   "on", "level", "energy_wh", "solar", "solar_w", "lux", "fault", "mode"}),
     "presence": ({"device", "kind", "village", "village_group"}, {"online", "reason"}),
     "snapshot": ({"device", "village", "village_group"},
                  {"brightness", "sharpness", "health", "bytes", "width", "height"}),
     "event": ({"device", "kind", "village", "village_group", "type"}, {"detail"}),
     "delivery": ({"device", "village", "village_group", "priority"}, {"broadcast_id", "command_id", "state"}),
+    "light_command": ({"device", "village", "village_group", "action"}, {"batch_id", "command_id", "state"}),
 }
 KEYWORDS = {"time", "now"}
 
@@ -60,9 +62,9 @@ def load_generator() -> ModuleType:
 pytestmark = pytest.mark.unit
 
 
-def test_the_four_dashboards_of_issue_6_exist() -> None:
+def test_the_four_dashboards_of_issue_6_and_street_lights_exist() -> None:
     titles = " ".join(load(p)["title"] for p in DASHBOARD_FILES)
-    for words in ("Fleet health", "Device heartbeat", "Snapshot health", "Broadcast delivery"):
+    for words in ("Fleet health", "Device heartbeat", "Snapshot health", "Broadcast delivery", "Street lights"):
         assert words in titles
 
 
@@ -204,6 +206,11 @@ def test_every_dashboard_query_runs_on_influxdb_and_finds_protocol_points(influx
         f'event,{tags},type=tamper detail="{{}}" {now - 30}',
         f'snapshot,device=cam-1,village=lijia,village_group=lijia-g1 brightness=120,sharpness=80,health="ok",bytes=30000i,width=1280i,height=720i {now - 20}',
         f'delivery,device=spk-1,village=lijia,village_group=lijia-g1,priority=3 broadcast_id="b1",command_id="c1",state="done" {now - 10}',
+        f'heartbeat,device=lamp-1,kind=light,village=lijia,village_group=lijia-g1 seq=1i,on=true,level=80i,'
+        f'power_w=24,energy_wh=1000.5,mains=false,solar=true,battery_pct=18.5,solar_w=0,lux=0.2,temp_c=20,'
+        f'fault="led_open",mode="auto" {now - 30}',
+        f'light_command,device=lamp-1,village=lijia,village_group=lijia-g1,action=on batch_id="lb-1",'
+        f'command_id="lt-1",state="done" {now - 10}',
     ])
     for path in DASHBOARD_FILES:
         dash = load(path)
@@ -216,3 +223,8 @@ def test_every_dashboard_query_runs_on_influxdb_and_finds_protocol_points(influx
         db=CHECK_DB)
     values: Any = lost[0]["values"]
     assert values[0][1] == 1  # seq 1 then 3: one heartbeat lost
+    lights = load(GRAFANA / "dashboards" / "street-lights.json")
+    for p in panels_of(lights):
+        if p["type"] == "stat":  # one lamp: reporting, lit, faulty, battery low
+            got: Any = influxdb.query(substitute(p["targets"][0]["query"]), db=CHECK_DB)
+            assert got and got[0]["values"][0][1] == 1, p["title"]
