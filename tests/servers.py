@@ -138,8 +138,10 @@ class MosquittoServer:
 class InfluxServer:
     """Debian's influxd 1.x on free loopback ports, data in `workdir`."""
 
-    def __init__(self, workdir: Path) -> None:
+    def __init__(self, workdir: Path, auth: tuple[str, str] | None = None) -> None:
+        """With `auth` (user, password) HTTP authentication is on and that admin user is created."""
         self.workdir = workdir
+        self.auth = auth
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.port = free_port()
         self.rpc_port = free_port()
@@ -158,6 +160,7 @@ bind-address = "127.0.0.1:{self.rpc_port}"
   bind-address = "127.0.0.1:{self.port}"
   log-enabled = false
   max-body-size = 0
+  auth-enabled = {"true" if auth else "false"}
 [monitor]
   store-enabled = false
 [subscriber]
@@ -179,6 +182,8 @@ bind-address = "127.0.0.1:{self.rpc_port}"
             try:
                 with urllib.request.urlopen(self.url + "/ping", timeout=1) as r:
                     if r.status == 204:
+                        if self.auth:  # the first admin may be created without credentials
+                            self._create_admin()
                         return self
             except (urllib.error.URLError, OSError):
                 pass
@@ -186,6 +191,17 @@ bind-address = "127.0.0.1:{self.rpc_port}"
                 raise RuntimeError("influxd exited:\n" + self.process.log_tail())
             time.sleep(0.1)
         raise TimeoutError("influxd did not answer /ping:\n" + self.process.log_tail())
+
+    def _create_admin(self) -> None:
+        import contextlib
+        from urllib.parse import urlencode
+
+        assert self.auth is not None
+        user, password = self.auth
+        q = f"CREATE USER \"{user}\" WITH PASSWORD '{password}' WITH ALL PRIVILEGES"
+        req = urllib.request.Request(f"{self.url}/query", data=urlencode({"q": q}).encode(), method="POST")
+        with contextlib.suppress(urllib.error.HTTPError):  # a restart: the user exists already
+            urllib.request.urlopen(req, timeout=5).close()
 
     def stop(self) -> None:
         self.process.stop()
@@ -204,7 +220,10 @@ bind-address = "127.0.0.1:{self.rpc_port}"
         import json
         from urllib.parse import urlencode
 
-        url = f"{self.url}/query?{urlencode({'db': db, 'q': q, 'epoch': epoch})}"
+        params = {'db': db, 'q': q, 'epoch': epoch}
+        if self.auth:
+            params.update(u=self.auth[0], p=self.auth[1])
+        url = f"{self.url}/query?{urlencode(params)}"
         with urllib.request.urlopen(url, timeout=10) as r:
             body = json.loads(r.read())
         result = body["results"][0]

@@ -16,8 +16,8 @@ pytestmark = pytest.mark.component
 
 
 def listen_addresses(pid: int) -> set[tuple[str, int]]:
-    return {(c.laddr.ip, c.laddr.port) for c in psutil.Process(pid).net_connections("inet")
-            if c.status == psutil.CONN_LISTEN}
+    return {(c.laddr[0], c.laddr[1]) for c in psutil.Process(pid).net_connections("inet")
+            if c.status == psutil.CONN_LISTEN and c.laddr}
 
 
 def test_mosquitto_routes_a_message_and_listens_on_loopback_only(mosquitto: MosquittoServer) -> None:

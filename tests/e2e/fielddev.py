@@ -43,8 +43,12 @@ class FieldDevice:
         self.client.will_set(self.topic("status"), b"offline", qos=1, retain=True)
         self.client.reconnect_delay_set(1, 2)
         subs = [(self.topic("cmd"), 1)] + ([(f"{root}/hub/status", 1)] if watch_hub else [])
-        self.client.on_connect = lambda c, u, f, rc, p=None: (
-            c.subscribe(subs), c.publish(self.topic("status"), b"online", qos=1, retain=True))
+
+        def on_connect(c: paho.Client, _u: Any, _f: Any, _rc: Any, _p: Any = None) -> None:
+            c.subscribe(subs)
+            c.publish(self.topic("status"), b"online", qos=1, retain=True)
+
+        self.client.on_connect = on_connect
         self.client.on_subscribe = lambda *_a: self._subscribed.set()
         self.client.on_message = self._on_message
         if connect:
