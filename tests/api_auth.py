@@ -30,7 +30,7 @@ def install_real_auth(app: FastAPI, data_dir: Path) -> tuple[TokenStore, dict[st
     """A TokenStore under `data_dir` with one token per role (named `<role>-user`), wired into `app`."""
     store = TokenStore(data_dir / "auth.db")
     app.state.services = AuthServices(store)
-    tokens = {role: store.create(f"{role}-user", role) for role in ROLES}
+    tokens: dict[str, str] = {role: store.create(f"{role}-user", role) for role in ROLES}
     return store, tokens
 
 

@@ -1,4 +1,5 @@
-"""The broadcast and media routes through FastAPI's TestClient, with a tiny stand-in auth."""
+"""The broadcast and media routes through FastAPI's TestClient, behind the hub's real
+authentication (`hub.api.deps` with a real TokenStore: one real token per role)."""
 
 from __future__ import annotations
 
@@ -10,41 +11,25 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
-from fastapi import FastAPI, Header, HTTPException
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
+from hub.api.deps import require_operator, require_viewer
 from hub.api.routes.broadcasts import build_router
 from hub.api.routes.media import build_router as build_media_router
-from hub.broadcasts import BroadcastService, MediaStore, Principal, SpeakerRef
+from hub.broadcasts import BroadcastService, MediaStore, SpeakerRef
 from hub.clock import ManualClock
+from tests.api_auth import install_real_auth
 
 pytestmark = pytest.mark.component
 
 SH = ZoneInfo("Asia/Shanghai")
 NOON = datetime(2026, 12, 1, 12, 0, tzinfo=SH).timestamp()
-RANK = {"viewer": 0, "operator": 1, "admin": 2}
-
-
-def principal(authorization: str = Header("")) -> Principal:
-    role = authorization.removeprefix("Bearer ")
-    if role not in RANK:
-        raise HTTPException(401, "missing or invalid bearer token")
-    return Principal(name=f"{role}-user", role=role)
-
-
-def viewer(authorization: str = Header("")) -> Principal:
-    return principal(authorization)
-
-
-def operator(authorization: str = Header("")) -> Principal:
-    p = principal(authorization)
-    if RANK[p.role] < RANK["operator"]:
-        raise HTTPException(403, "this needs the operator role")
-    return p
+TOKENS: dict[str, str] = {}  # role → a real token of that role (named "<role>-user"), made by the fixture
 
 
 def as_(role: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {role}"}
+    return {"Authorization": f"Bearer {TOKENS[role]}"}
 
 
 BODY: dict[str, Any] = {
@@ -65,11 +50,15 @@ def api(tmp_path: Path) -> Iterator[tuple[TestClient, BroadcastService, list[byt
         lambda _d: True, lambda t, p, qos=1, retain=False, properties=None: sent.append(p),
         media=media)
     app = FastAPI()
-    app.include_router(build_router(svc, viewer, operator))
-    app.include_router(build_media_router(media, operator))
+    store, tokens = install_real_auth(app, tmp_path)
+    TOKENS.clear()
+    TOKENS.update(tokens)
+    app.include_router(build_router(svc, require_viewer, require_operator))
+    app.include_router(build_media_router(media, require_operator))
     with TestClient(app) as client:
         yield client, svc, sent
     svc.stop()
+    store.close()
 
 
 def test_operator_schedules_the_protocol_example_and_reads_it_back(api: Any) -> None:
@@ -98,6 +87,10 @@ def test_viewer_cannot_schedule_and_no_token_is_401(api: Any) -> None:
     client, _, _ = api
     assert client.post("/api/v1/broadcasts", json=BODY, headers=as_("viewer")).status_code == 403
     assert client.post("/api/v1/broadcasts", json=BODY).status_code == 401
+    r = client.post("/api/v1/broadcasts", json=BODY, headers={"Authorization": "Bearer vh_not-a-token"})
+    assert r.status_code == 401 and r.headers["www-authenticate"] == "Bearer"
+    assert client.get("/api/v1/broadcasts").status_code == 401
+    assert client.post("/api/v1/media/tts", json={"text": "x"}, headers=as_("viewer")).status_code == 403
 
 
 @pytest.mark.parametrize(

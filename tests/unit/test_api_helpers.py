@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -45,7 +47,7 @@ def test_redact_stream_url_never_leaves_the_userinfo(user: str, host: str, path:
 
 
 def test_redact_urls_walks_events_and_json_text() -> None:
-    event = {"type": "device_event", "ts": 1.0, "data": {
+    event: dict[str, Any] = {"type": "device_event", "ts": 1.0, "data": {
         "stream_url": "rtsp://a:b@h/x", "list": ["http://c:d@h2", 3, None],
         "detail": '{"url": "rtsp://e:f@h3/y", "n": 1}', "plain": "no url here @ all"}}
     out = redact_urls(event)

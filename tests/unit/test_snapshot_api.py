@@ -1,4 +1,5 @@
-"""The snapshot routes (PROTOCOL §7) over FastAPI's test client, with a real SnapshotService."""
+"""The snapshot routes (PROTOCOL §7) over FastAPI's test client, with a real SnapshotService,
+behind the hub's real authentication (`hub.api.deps`, a real TokenStore with a token per role)."""
 
 from __future__ import annotations
 
@@ -8,32 +9,24 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from fastapi import FastAPI, HTTPException, Request
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
+from hub.api.deps import require_operator, require_viewer
 from hub.api.routes.snapshots import build_router
 from hub.clock import ManualClock
 from hub.snapshots.config import SnapshotConfig
 from hub.snapshots.service import SnapshotService
 from hub.snapshots.storage import SnapshotStorage
 from hub.snapshots.synthetic import scene_jpeg
+from tests.api_auth import bearer, install_real_auth
 from tests.unit.test_snapshot_service import Events, Recorder, msg
 
 pytestmark = pytest.mark.unit
 
-
-def role(needed: str):  # type: ignore[no-untyped-def]
-    rank = {"viewer": 1, "operator": 2}
-
-    def dep(request: Request) -> str:
-        have = request.headers.get("x-role", "")
-        if not have:
-            raise HTTPException(401, "missing token")
-        if rank.get(have, 0) < rank[needed]:
-            raise HTTPException(403, f"this needs the {needed} role")
-        return have
-
-    return dep
+# Real tokens of each role, made by the fixture (headers are filled in there).
+VIEWER: dict[str, str] = {}
+OPERATOR: dict[str, str] = {}
 
 
 @pytest.fixture
@@ -47,14 +40,16 @@ def setup(tmp_path: Path) -> Iterator[tuple[TestClient, SnapshotService, Recorde
     )
     svc.start()
     app = FastAPI()
-    app.include_router(build_router(svc, role("viewer"), role("operator")))
+    store, tokens = install_real_auth(app, tmp_path)
+    VIEWER.clear()
+    VIEWER.update(bearer(tokens["viewer"]))
+    OPERATOR.clear()
+    OPERATOR.update(bearer(tokens["operator"]))
+    app.include_router(build_router(svc, require_viewer, require_operator))
     with TestClient(app) as client:
         yield client, svc, rec, clock
     svc.stop()
-
-
-VIEWER = {"x-role": "viewer"}
-OPERATOR = {"x-role": "operator"}
+    store.close()
 
 
 def test_latest_snapshot_is_served_as_jpeg_and_404_before_any(setup: tuple[TestClient, SnapshotService, Recorder, ManualClock]) -> None:
@@ -82,7 +77,10 @@ def test_latest_snapshot_is_served_as_jpeg_and_404_before_any(setup: tuple[TestC
 def test_routes_need_a_token_and_the_request_needs_an_operator(setup: tuple[TestClient, SnapshotService, Recorder, ManualClock]) -> None:
     client, *_ = setup
     assert client.get("/api/v1/devices/cam1/snapshot").status_code == 401
+    r = client.get("/api/v1/devices/cam1/snapshot", headers=bearer("vh_not-a-token"))
+    assert r.status_code == 401 and r.headers["www-authenticate"] == "Bearer"
     assert client.post("/api/v1/devices/cam1/snapshot-request", headers=VIEWER).status_code == 403
+    assert client.post("/api/v1/devices/cam1/camera-reference/reset").status_code == 401
 
 
 def test_invalid_or_unknown_device_is_404(setup: tuple[TestClient, SnapshotService, Recorder, ManualClock]) -> None:
