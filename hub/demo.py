@@ -160,9 +160,6 @@ def _run(settings: Settings, township_file: Path, time_scale: float, own_token: 
     from hub.problems.demo_seed import start_seeding
 
     start_seeding(services)  # past weeks of presence, alerts, problems, broadcasts (docs/problems.md)
-    from hub.problems.demo_seed import start_seeding
-
-    start_seeding(services)  # past weeks of presence, alerts, problems, broadcasts (docs/problems.md)
     fleet = _FleetHolder()
 
     def on_ready(hub: Hub) -> None:
