@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from datetime import date, datetime
 from typing import Literal
 
@@ -94,10 +95,8 @@ def build_router() -> APIRouter:
         lat, lon = svc.position()
         rise: str | None = None
         set_: str | None = None
-        try:
+        with contextlib.suppress(NoSunEvent):  # polar day or night: no sunrise, no sunset
             rise, set_ = svc.sun(day).iso(svc.zone)
-        except NoSunEvent:
-            pass
         return SunOut(date=day.isoformat(), sunrise=rise, sunset=set_, lat=lat, lon=lon, tz=svc.config.tz)
 
     return router
