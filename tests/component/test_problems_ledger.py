@@ -24,7 +24,15 @@ from hub.messages import InboundMessage, Point
 from hub.problems import export
 from hub.problems.machine import TransitionForbidden
 from hub.problems.model import Filters
-from hub.problems.service import Conflict, DeviceInfo, Invalid, NewProblem, PendingPhoto, Places, ProblemService
+from hub.problems.service import (
+    Conflict,
+    DeviceInfo,
+    Invalid,
+    NewProblem,
+    PendingPhoto,
+    Places,
+    ProblemService,
+)
 from hub.problems.store import ProblemStore
 from hub.snapshots.config import SnapshotConfig
 from hub.snapshots.service import SnapshotService

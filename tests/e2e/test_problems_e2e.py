@@ -8,8 +8,8 @@ presence the hub stored in influxd."""
 from __future__ import annotations
 
 import time
-from datetime import datetime
 from collections.abc import Callable, Iterator
+from datetime import datetime
 from typing import Any
 
 import pytest

@@ -158,3 +158,21 @@ def test_recent_periods_start_with_the_current_ones() -> None:
     now = datetime(2026, 12, 2, 10, 0, tzinfo=SH).timestamp()
     keys = [p.key for p in recent(now, SH, quarters=2, months=2, weeks=2)]
     assert keys == ["2026-Q4", "2026-Q3", "2026-12", "2026-11", "2026-W49", "2026-W48"]
+
+
+# --- settings ---------------------------------------------------------------------------
+
+
+def test_settings_refuse_bad_ranking_weights_naming_the_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    from hub.settings import SettingsError, load_settings
+
+    monkeypatch.setenv("VH_RANKING_WEIGHTS", "availability=0.5,uptime=0.5")
+    with pytest.raises(SettingsError, match=r"VH_RANKING_WEIGHTS.*unknown component 'uptime'"):
+        load_settings()
+    monkeypatch.setenv("VH_RANKING_WEIGHTS", "availability=1")
+    monkeypatch.setenv("VH_ALARM_ACK_LIMIT_S", "0")
+    with pytest.raises(SettingsError, match="VH_ALARM_ACK_LIMIT_S"):
+        load_settings()
+    monkeypatch.setenv("VH_ALARM_ACK_LIMIT_S", "600")
+    s = load_settings()
+    assert parse_weights(s.ranking_weights)["availability"] == 1.0 and s.alarm_ack_limit_s == 600.0
