@@ -10,7 +10,13 @@ COPY bench ./bench
 RUN pip install --no-cache-dir .
 COPY dashboards ./dashboards
 RUN cd dashboards && (npm ci --no-audit --no-fund || npm install --no-audit --no-fund)
+# Not root: the hub needs no privilege. /data is its private state (0700; `villagehub` sets
+# umask 077, so the databases, spool and snapshots are 0600).
+RUN useradd --system --uid 10001 --home-dir /data --no-create-home villagehub \
+    && install -d -m 0700 -o villagehub -g villagehub /data
+# 0.0.0.0 inside the container only; docker-compose.yml publishes the port on the host's loopback.
 ENV VH_HTTP_HOST=0.0.0.0 VH_DATA_DIR=/data
+USER villagehub
 VOLUME /data
 EXPOSE 8000
 HEALTHCHECK --interval=15s --timeout=3s CMD curl -fsS http://127.0.0.1:8000/healthz || exit 1
