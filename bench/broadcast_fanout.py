@@ -1,23 +1,31 @@
-"""Benchmark: HTTP API call → `play` received by every target speaker.
+"""Benchmark: broadcast API call → every target speaker's `received` ack processed by the hub.
 
-    python -m bench.broadcast_fanout --speakers 1000 10000 --rounds 5
+    python -m bench.broadcast_fanout --speakers 1000 10000 --rounds 3
 
 For each fleet size, in one run:
-  * a private Mosquitto on a free loopback port;
+  * a private Mosquitto on a free loopback port (the bench broker of `bench.common`: no queue or
+    in-flight limits, the same for every client);
   * the speakers: one subscription per speaker on its own `vhub/v1/dev/{id}/cmd` topic, spread
     over a few plain paho clients in a child process (10,000 TCP connections in one Python
-    process would measure the simulator, not the hub); each command is acked `done` as
-    firmware would (so the next round finds idle speakers; baseline messages are acked too,
-    to load both runs alike);
-  * the hub side: BroadcastService + its MQTT link + the FastAPI broadcast router under
-    uvicorn, on the system clock, scheduler thread running;
-  * quiet hours are switched off (the bench may run at night, Asia/Shanghai);
+    process would measure the simulator, not the hub); each `play` is acked `received` then
+    `done` as firmware would (so the next round finds idle speakers);
+  * the hub side, in this process: BroadcastService + the hub's command publisher
+    (`hub.mqtt.publisher.CommandPublisher`, as `villagehub serve` wires it; `--publisher link`
+    publishes through the one paho client that also receives the acks, as the hub did before)
+    + a minimal MQTT edge for acks/presence (`BroadcastLink`) + the FastAPI broadcast router
+    under uvicorn, on the system clock, scheduler thread running; quiet hours off;
   * baseline: a plain paho client publishing the same number of QoS 1 messages of the same
-    size to the same topics, timed the same way (send start → arrival at the subscriber);
+    size to the same topics; the speakers answer each with the same two acks, the first on a
+    topic the plain client subscribes to. Its figure is send start → that ack's arrival at the
+    plain client: the same round trip without the hub's work;
   * one warm-up round of each, then baseline and hub rounds alternate (same machine load).
 
-Latency of one speaker = arrival time of its play − time the POST was sent (CLOCK_MONOTONIC,
-shared by both processes). Prints one JSON object.
+Latency of one speaker = when the hub has processed its `received` ack (the service's `on_ack`
+returned: the delivery is `received` in memory, persisted within `flush_interval_s`) − when the
+POST was sent (CLOCK_MONOTONIC). Also reported: the `play`'s arrival at the speaker, and the CPU
+time of this process (hub + plain client; each measured over its own rounds, from the start of a
+round until every delivery is `done`) per speaker. Prints one JSON object; `figures` carries the
+targets (10k p99 ≤ 2 s, 1k p99 ≤ 250 ms) for `python -m bench report`.
 """
 
 from __future__ import annotations
@@ -40,7 +48,8 @@ import uvicorn
 from fastapi import FastAPI
 from paho.mqtt.enums import CallbackAPIVersion
 
-from bench.sim_scale import _free_port, private_mosquitto
+from bench.common import BROKER_CONFIG
+from bench.report import _fig
 from hub.api.routes.broadcasts import build_router
 from hub.broadcasts import (
     BroadcastConfig,
@@ -51,8 +60,10 @@ from hub.broadcasts import (
 )
 from hub.broadcasts.link import BroadcastLink
 from hub.clock import SystemClock
+from tests.servers import MosquittoServer, free_port
 
 ROOT = "vhub/v1"
+TARGET_P99_MS = {1000: 250.0, 10000: 2000.0}
 
 
 # --- the speakers' side (child process) -------------------------------------------------
@@ -69,16 +80,20 @@ def speakers_process(port: int, ids: list[str], clients: int, conn: Connection) 
         with lock:
             arrivals.append(t)
         # Every message is acked the same way (baseline too), so both runs load the
-        # speakers' side equally; baseline acks go to a topic no one listens to.
+        # speakers' side equally: `received`, then `done` (the play ends at once).
         cmd = json.loads(msg.payload)
         device = msg.topic.split("/")[-2]
-        topic = f"{ROOT}/dev/{device}/ack" if cmd["action"] == "play" else f"bench/{device}/ack"
-        c.publish(topic, json.dumps({"id": cmd["id"], "state": "done", "ts": time.time()}), qos=1)
+        if cmd["action"] == "play":
+            first = second = f"{ROOT}/dev/{device}/ack"
+        else:  # baseline: the first ack to the plain client, the second to no one
+            first, second = f"bench/{device}/ack", f"bench/{device}/done"
+        c.publish(first, json.dumps({"id": cmd["id"], "state": "received", "ts": time.time()}), qos=1)
+        c.publish(second, json.dumps({"id": cmd["id"], "state": "done", "ts": time.time()}), qos=1)
 
     for n, share in enumerate(shares):
         c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"bench-speakers-{n}",
                         protocol=mqtt.MQTTv311)
-        c.max_inflight_messages_set(1000)
+        c.max_inflight_messages_set(0)  # paho rescans its in-flight window on every PUBACK
         c.on_message = on_message
         c.on_subscribe = lambda *_a: subscribed.release()
         c.connect("127.0.0.1", port, keepalive=60)
@@ -125,7 +140,7 @@ def admin() -> Principal:
 
 
 def serve(app: FastAPI) -> tuple[uvicorn.Server, int]:
-    port = _free_port()
+    port = free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     threading.Thread(target=server.run, daemon=True).start()
     while not server.started:
@@ -133,114 +148,211 @@ def serve(app: FastAPI) -> tuple[uvicorn.Server, int]:
     return server, port
 
 
-def run_size(n: int, rounds: int, clients: int) -> dict[str, Any]:
+class AckTap:
+    """Between the MQTT edge and the service: the time each `received` ack has been processed."""
+
+    def __init__(self, service: BroadcastService) -> None:
+        self.service = service
+        self.received: list[float] = []  # appended by the link's one worker thread
+
+    def on_presence(self, device_id: str, online: bool, ts: float) -> None:
+        self.service.on_presence(device_id, online, ts)
+
+    def on_ack(self, device_id: str, payload: bytes, received_at: float) -> bool:
+        ok = self.service.on_ack(device_id, payload, received_at)
+        if ok and b'"received"' in payload:
+            self.received.append(time.monotonic())
+        return ok
+
+
+def wait_until(cond: Any, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while not cond():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.002)
+    return True
+
+
+def run_size(n: int, rounds: int, clients: int, publisher: str, pool_size: int) -> dict[str, Any]:
     ids = [f"spk{i:05d}" for i in range(n)]
     fleet = [SpeakerRef(d, f"v{i // 100:03d}", f"g{i // 20:04d}") for i, d in enumerate(ids)]
-    with private_mosquitto() as (url, _pid), tempfile.TemporaryDirectory() as tmp:
-        port = int(url.rsplit(":", 1)[1])
-        parent, child = mp.Pipe()
-        proc = mp.get_context("spawn").Process(target=speakers_process,
-                                               args=(port, ids, clients, child), daemon=True)
-        proc.start()
-        assert parent.poll(120) and parent.recv() == "ready"
+    with tempfile.TemporaryDirectory() as tmp:
+        broker = MosquittoServer(Path(tmp) / "mosquitto", BROKER_CONFIG).start()
+        try:
+            return _run_size(n, rounds, clients, publisher, pool_size, ids, fleet, broker, Path(tmp))
+        finally:
+            broker.stop()
 
-        def collect(timeout: float = 60.0) -> list[float]:
-            parent.send((n, timeout))
-            got: list[float] = parent.recv()
-            return got
 
-        # The hub: service + link + HTTP API.
-        clock = SystemClock()
-        link = BroadcastLink(url, clock, root=ROOT, client_id="bench-hub")
-        svc = BroadcastService(Path(tmp) / "broadcasts.db", clock, lambda: fleet, lambda _d: True,
-                               link.publish, config=BroadcastConfig(ack_timeout_s=3600, tick_s=1.0,
-                                                      quiet_hours=QuietHours.parse("00:00", "00:00")))
-        link.attach(svc)
-        link.start()
-        svc.start()
-        app = FastAPI()
-        app.include_router(build_router(svc, admin, admin))
-        server, http_port = serve(app)
-        # Baseline: a plain paho client publishing n QoS 1 messages of the play's size.
-        plain = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="bench-plain",
-                            protocol=mqtt.MQTTv5)
-        plain.max_inflight_messages_set(1000)
-        plain.connect("127.0.0.1", port)
-        plain.loop_start()
-        body = json.dumps({"id": "0" * 32, "action": "stop", "ts": time.time(),
-                           "expires_at": time.time() + 1800, "priority": 3, "volume": 70,
-                           "repeat": 1, "media": {"type": "tts", "text": "天干物燥，小心火烛。",
-                                                  "lang": "zh"}}).encode()
+def _run_size(n: int, rounds: int, clients: int, publisher: str, pool_size: int, ids: list[str],
+              fleet: list[SpeakerRef], broker: MosquittoServer, tmp: Path) -> dict[str, Any]:
+    port = broker.port
+    url = broker.url
+    parent, child = mp.Pipe()
+    proc = mp.get_context("spawn").Process(target=speakers_process,
+                                           args=(port, ids, clients, child), daemon=True)
+    proc.start()
+    assert parent.poll(120) and parent.recv() == "ready"
 
-        def plain_round() -> tuple[list[float], float]:
-            t0 = time.monotonic()
-            for d in ids:
-                info = plain.publish(f"{ROOT}/dev/{d}/cmd", body, qos=1)
-            info.wait_for_publish(60)
-            sent = time.monotonic() - t0
-            return [t - t0 for t in collect()], sent
+    def collect(timeout: float = 60.0) -> list[float]:
+        parent.send((n, timeout))
+        got: list[float] = parent.recv()
+        return got
 
-        def hub_round(http: httpx.Client, r: int) -> tuple[list[float], float, float]:
-            t0 = time.monotonic()
-            resp = http.post("/api/v1/broadcasts", json={
-                "title": f"bench {r}", "media": {"type": "tts", "text": "天干物燥，小心火烛。"},
-                "targets": {"all": True}, "priority": 3})
-            answered = time.monotonic() - t0
-            resp.raise_for_status()
-            got = [t - t0 for t in collect()]
-            deadline = time.monotonic() + 120
-            while svc.dispatch.open and time.monotonic() < deadline:
-                time.sleep(0.01)
-            return got, answered, time.monotonic() - t0
+    # The hub: service + command publisher + MQTT edge for acks + HTTP API.
+    clock = SystemClock()
+    link = BroadcastLink(url, clock, root=ROOT, client_id="bench-hub")
+    pub: Any = None
+    publish = link.publish
+    if publisher == "pool":
+        from hub.mqtt.publisher import CommandPublisher
+        from hub.settings import MqttUrl
 
-        base: list[float] = []
-        hub: list[float] = []
-        publish_s: list[float] = []
-        api_s: list[float] = []
-        done_s: list[float] = []
-        per_round: list[dict[str, float]] = []
-        with httpx.Client(base_url=f"http://127.0.0.1:{http_port}", timeout=60) as http:
-            plain_round()  # warm-up (not counted): connections, caches, first SQLite pages
-            hub_round(http, -1)
-            for r in range(rounds):  # alternate, so both see the same machine load
-                b, sent = plain_round()
-                h, answered, done = hub_round(http, r)
-                base += b
-                hub += h
-                publish_s.append(sent)
-                api_s.append(answered)
-                done_s.append(done)
-                per_round.append({"plain_max_ms": round(max(b) * 1000, 1),
-                                  "hub_max_ms": round(max(h) * 1000, 1)})
-        plain.disconnect()
-        plain.loop_stop()
-        server.should_exit = True
-        svc.stop()
-        link.stop()
-        parent.send(None)
-        proc.join(10)
-        return {
-            "speakers": n, "rounds": rounds, "subscriber_clients": clients,
-            "hub_api_to_play": stats(hub, n * rounds),
-            "plain_paho_publish": {**stats(base, n * rounds),
-                                   "publish_all_s_median": round(statistics.median(publish_s), 3)},
-            "api_response_ms_median": round(statistics.median(api_s) * 1000, 1),
-            "all_acked_done_s_median": round(statistics.median(done_s), 3),
-            "per_round": per_round,
-        }
+        pub = CommandPublisher(MqttUrl(url), "bench-hub", size=pool_size)
+        pub.start()
+        pub.wait_connected(10)
+        publish = pub.publish
+    svc = BroadcastService(tmp / "broadcasts.db", clock, lambda: fleet, lambda _d: True,
+                           publish, config=BroadcastConfig(ack_timeout_s=3600, tick_s=1.0,
+                                                           quiet_hours=QuietHours.parse("00:00", "00:00")))
+    tap = AckTap(svc)
+    link.attach(tap)
+    link.start()
+    svc.start()
+    app = FastAPI()
+    app.include_router(build_router(svc, admin, admin))
+    server, http_port = serve(app)
+    # Baseline: a plain paho client publishing n QoS 1 messages of the play's size, and
+    # receiving the speakers' first ack of each.
+    plain_acks: list[float] = []
+    plain = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="bench-plain", protocol=mqtt.MQTTv5)
+    plain.max_inflight_messages_set(0)
+    plain.on_message = lambda _c, _u, _m: plain_acks.append(time.monotonic())
+    plain_ready = threading.Event()
+    plain.on_subscribe = lambda *_a: plain_ready.set()
+    plain.connect("127.0.0.1", port)
+    plain.loop_start()
+    plain.subscribe("bench/+/ack", 1)
+    assert plain_ready.wait(10)
+    body = json.dumps({"id": "0" * 32, "action": "stop", "ts": time.time(),
+                       "expires_at": time.time() + 1800, "broadcast_id": "0" * 16, "priority": 3,
+                       "volume": 70, "repeat": 1, "media": {"type": "tts", "text": "天干物燥，小心火烛。",
+                                                            "lang": "zh"}}).encode()
+
+    def plain_round() -> dict[str, Any]:
+        plain_acks.clear()
+        t0, c0 = time.monotonic(), time.process_time()
+        for d in ids:
+            plain.publish(f"{ROOT}/dev/{d}/cmd", body, qos=1)
+        ok = wait_until(lambda: len(plain_acks) >= n, 120)
+        cpu = time.process_time() - c0
+        arrivals = collect()
+        return {"acked": [t - t0 for t in plain_acks[:n]], "arrived": [t - t0 for t in arrivals],
+                "cpu": cpu, "complete": ok}
+
+    def hub_round(http: httpx.Client, r: int) -> dict[str, Any]:
+        start = len(tap.received)
+        t0, c0 = time.monotonic(), time.process_time()
+        resp = http.post("/api/v1/broadcasts", json={
+            "title": f"bench {r}", "media": {"type": "tts", "text": "天干物燥，小心火烛。"},
+            "targets": {"all": True}, "priority": 3})
+        answered = time.monotonic() - t0
+        resp.raise_for_status()
+        ok = wait_until(lambda: len(tap.received) - start >= n, 120)
+        got = [t - t0 for t in tap.received[start:start + n]]
+        done = wait_until(lambda: not svc.dispatch.open, 120)
+        all_done = time.monotonic() - t0
+        cpu = time.process_time() - c0
+        arrivals = collect()
+        return {"acked": got, "arrived": [t - t0 for t in arrivals], "api_s": answered,
+                "done_s": all_done, "cpu": cpu, "complete": ok and done}
+
+    base: dict[str, list[float]] = {"acked": [], "arrived": [], "cpu": []}
+    hub: dict[str, list[float]] = {"acked": [], "arrived": [], "cpu": [], "api_s": [], "done_s": []}
+    per_round: list[dict[str, float]] = []
+    complete = True
+    with httpx.Client(base_url=f"http://127.0.0.1:{http_port}", timeout=60) as http:
+        plain_round()  # warm-up (not counted): connections, caches, first SQLite pages
+        hub_round(http, -1)
+        for r in range(rounds):  # alternate, so both see the same machine load
+            b = plain_round()
+            h = hub_round(http, r)
+            complete = complete and b["complete"] and h["complete"]
+            base["acked"] += b["acked"]
+            base["arrived"] += b["arrived"]
+            base["cpu"].append(b["cpu"])
+            for k in ("acked", "arrived"):
+                hub[k] += h[k]
+            for k in ("cpu", "api_s", "done_s"):
+                hub[k].append(h[k])
+            per_round.append({"plain_max_ms": round(max(b["acked"], default=0) * 1000, 1),
+                              "hub_max_ms": round(max(h["acked"], default=0) * 1000, 1),
+                              "hub_cpu_s": round(h["cpu"], 3), "plain_cpu_s": round(b["cpu"], 3)})
+    plain.disconnect()
+    plain.loop_stop()
+    server.should_exit = True
+    svc.stop()
+    link.stop()
+    if pub is not None:
+        pub.stop()
+    parent.send(None)
+    proc.join(10)
+    return {
+        "speakers": n, "rounds": rounds, "subscriber_clients": clients,
+        "publisher": publisher if publisher == "link" else f"pool of {pool_size}",
+        "complete": complete,
+        "hub_api_to_received_ack": stats(hub["acked"], n * rounds),
+        "hub_api_to_play_arrival": stats(hub["arrived"], n * rounds),
+        "plain_paho_round_trip": stats(base["acked"], n * rounds),
+        "plain_paho_publish_to_arrival": stats(base["arrived"], n * rounds),
+        "hub_cpu_us_per_speaker_median": round(statistics.median(hub["cpu"]) / n * 1e6, 1),
+        "plain_cpu_us_per_message_median": round(statistics.median(base["cpu"]) / n * 1e6, 1),
+        "api_response_ms_median": round(statistics.median(hub["api_s"]) * 1000, 1),
+        "all_done_s_median": round(statistics.median(hub["done_s"]), 3),
+        "per_round": per_round,
+    }
+
+
+def figures(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    out = []
+    for r in results:
+        n = r["speakers"]
+        hub, base = r["hub_api_to_received_ack"], r["plain_paho_round_trip"]
+        target = TARGET_P99_MS.get(n)
+        p99 = hub.get("p99_ms")
+        out.append(_fig(f"broadcast API → `received` ack processed, {n} speakers, p99", p99, "ms",
+                        "plain paho publish → first ack back, p99", base.get("p99_ms"),
+                        target=f"<= {target:,.0f} ms" if target else None,
+                        met=(p99 is not None and p99 <= target) if target else None,
+                        higher_is_better=False))
+        out.append(_fig(f"hub CPU per speaker ({n}: play, received, done)",
+                        r["hub_cpu_us_per_speaker_median"], "µs",
+                        "plain paho CPU per message (publish, ack back)",
+                        r["plain_cpu_us_per_message_median"], higher_is_better=False))
+        out.append(_fig(f"`received` acks processed at {n} speakers", hub.get("received"), "count",
+                        "expected", hub.get("expected"), met=hub.get("received") == hub.get("expected")))
+    return out
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--speakers", type=int, nargs="+", default=[1000, 10000])
-    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--clients", type=int, default=8, help="paho clients carrying the speakers")
+    ap.add_argument("--publisher", choices=("pool", "link"), default="pool",
+                    help="the hub's command publisher (pool) or the ack link's one client (link)")
+    ap.add_argument("--pool-size", type=int, default=2, help="paho clients of the command publisher")
     args = ap.parse_args()
     host = {"cpus": os.cpu_count(), "loadavg_at_start": [round(x, 2) for x in os.getloadavg()]}
-    results = [run_size(n, args.rounds, args.clients) for n in args.speakers]
+    results = [run_size(n, args.rounds, args.clients, args.publisher, args.pool_size)
+               for n in args.speakers]
     host["loadavg_at_end"] = [round(x, 2) for x in os.getloadavg()]
-    out = {"bench": "broadcast_fanout", "host": host, "results": results}
-    print(json.dumps(out, indent=2))
+    out = {"bench": "broadcast_fanout", "host": host, "results": results,
+           "ok": all(r["complete"] for r in results), "figures": figures(results),
+           "latency": {f"broadcast → received ack, {r['speakers']} speakers": r["hub_api_to_received_ack"]
+                       for r in results}}
+    print(json.dumps(out, indent=2, ensure_ascii=False))
 
 
 if __name__ == "__main__":

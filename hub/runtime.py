@@ -151,6 +151,14 @@ def start_hub(services: Services) -> Hub:
         on_connection_change=lambda up: services.bus.publish("health", {"mqtt": up}),
     )
     services.mqtt = client
+    n_cmd = s.mqtt_command_clients if s.mqtt_command_clients is not None else (0 if s.mqtt.tls else 2)
+    if n_cmd:
+        from hub.mqtt.publisher import CommandPublisher
+
+        services.commands = CommandPublisher(
+            s.mqtt, s.mqtt_client_id, size=n_cmd, protocol=s.mqtt_protocol,
+            ca_file=str(s.mqtt_ca_file) if s.mqtt_ca_file else None)
+        services.commands.start()
     hub.accepting.set()
     client.accepting = hub.accepting
     worker = IngestWorker(ingest, inbox, client.ack, batch_size=s.write_batch_size, flush_s=s.write_flush_s)
@@ -179,6 +187,8 @@ def stop_hub(hub: Hub) -> None:
         if svc is not None and hasattr(svc, "stop"):
             with contextlib.suppress(Exception):
                 svc.stop()
+    if s.commands is not None:
+        s.commands.stop()
     if s.mqtt is not None:
         s.mqtt.stop()
     s.writer.stop(timeout=DRAIN_TIMEOUT_S)

@@ -37,6 +37,7 @@ class Services:
     writer: DurableWriter
     auth_failures: FailureLimiter = field(default_factory=FailureLimiter)
     mqtt: HubMqttClient | None = None
+    commands: Any = None  # hub.mqtt.publisher.CommandPublisher: commands' own paho clients, if any
     snapshots: Any = None  # hub.snapshots.service.SnapshotService
     broadcasts: Any = None  # hub.broadcasts.service.BroadcastService
     problems: ProblemService | None = None  # the problem ledger (hub.problems)
@@ -47,6 +48,9 @@ class Services:
     def publish(self, topic: str, payload: bytes, qos: int = 1, retain: bool = False,
                 properties: dict[str, str] | None = None) -> None:
         """The hub's publisher for commands (PROTOCOL §6)."""
+        if self.commands is not None:
+            self.commands.publish(topic, payload, qos, retain, properties)
+            return
         if self.mqtt is None:
             raise RuntimeError("MQTT client not started")
         self.mqtt.publish(topic, payload, qos=qos, retain=retain, properties=properties)

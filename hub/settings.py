@@ -102,6 +102,10 @@ class Settings(BaseSettings):
     mqtt_protocol: Literal[5, 311] = 5
     mqtt_ca_file: Path | None = None
     mqtt_session_expiry_s: int = Field(7 * 24 * 3600, ge=0)
+    # Extra paho clients (`<client id>-cmd<n>`) that publish commands (hub.mqtt.publisher).
+    # None: 2 on mqtt://, 0 on mqtts:// (mosquitto.conf's TLS listener forces client id =
+    # username, so more connections of the hub user would take each other over).
+    mqtt_command_clients: int | None = Field(None, ge=0, le=8)
     ingest_workers: int = Field(0, ge=0, le=16)
     ingest_queue_size: int = Field(50_000, ge=100)
     write_batch_size: int = Field(5000, ge=1, le=100_000)
