@@ -229,6 +229,18 @@ class Settings(BaseSettings):
             raise ValueError(f"cannot read {v} (permissions)")
         return v
 
+    @field_validator("mqtt_ca_file")
+    @classmethod
+    def _ca_file(cls, v: Path | None) -> Path | None:
+        if v is not None:
+            import ssl
+
+            try:
+                ssl.create_default_context(cafile=str(v))
+            except (ssl.SSLError, OSError, ValueError) as exc:
+                raise ValueError(f"{v} is not a PEM CA certificate ({exc})") from None
+        return v
+
     @field_validator("ranking_weights")
     @classmethod
     def _ranking_weights(cls, v: str) -> str:

@@ -147,3 +147,10 @@ def test_every_error_is_listed_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
     msg = error_of(monkeypatch, VH_TZ="Mars/Olympus", VH_BROADCAST_QUIET_HOURS="25:00-06:00",
                    VH_BOOTSTRAP_TOKEN="short")
     assert all(v in msg for v in ("VH_TZ", "VH_BROADCAST_QUIET_HOURS", "VH_BOOTSTRAP_TOKEN"))
+
+
+def test_a_ca_file_that_is_not_a_certificate_is_refused_at_start(monkeypatch: pytest.MonkeyPatch,
+                                                                  tmp_path: Path) -> None:
+    bad = tmp_path / "ca.crt"
+    bad.write_text("not a certificate\n")
+    assert "VH_MQTT_CA_FILE" in error_of(monkeypatch, VH_MQTT_CA_FILE=str(bad))
