@@ -12,6 +12,7 @@ import logging
 import queue
 import threading
 from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from hub import metrics
 from hub.devevents import ALERTING, CLEARS, DeviceEvent, parse_event
@@ -19,12 +20,20 @@ from hub.heartbeat import Heartbeat, heartbeat_point_fields, parse_heartbeat
 from hub.ingest.rejections import RejectionLog
 from hub.messages import InboundMessage, Point
 from hub.presence import Transition
-from hub.services import Services
-from hub.tsdb.lineprotocol import encode_point
+from hub.tsdb.lineprotocol import encode_line, encode_point, line_head
+
+if TYPE_CHECKING:  # an ingest worker process runs this module without the hub's services
+    from hub.services import Services
 
 log = logging.getLogger(__name__)
 
 Handler = Callable[[InboundMessage, list[str]], None]
+DEVICE_KINDS = ("camera", "speaker", "light")
+_TAG_CACHE_MAX = 200_000
+
+# Metric children used once per heartbeat: `.labels()` costs microseconds, so look them up once.
+_HB_ACCEPTED = metrics.messages_accepted.labels(kind="heartbeat")
+_HB_SKEW = metrics.clock_skew.labels(kind="heartbeat")
 
 
 class Ingest:
@@ -33,6 +42,8 @@ class Ingest:
     def __init__(self, services: Services) -> None:
         self.s = services
         self.rejections = RejectionLog()
+        # (device, kind) → (the registry's Device it was built from, tags, heartbeat line head)
+        self._series: dict[tuple[str, str], tuple[object, dict[str, str], str]] = {}
         # In the hub process heartbeats update the live state at once; an ingest worker
         # process replaces this with a sink that forwards them to the hub process.
         self.heartbeat_sink: Callable[[Heartbeat, list[str], dict[str, str]], None] = self.apply_heartbeat
@@ -47,7 +58,7 @@ class Ingest:
     # --- helpers -----------------------------------------------------------------------
     def tags(self, device_id: str, kind: str | None) -> dict[str, str]:
         dev = self.s.registry.get(device_id)
-        if dev is None and kind in ("camera", "speaker"):
+        if dev is None and kind in DEVICE_KINDS:
             dev = self.s.registry.note_unregistered(device_id, kind)  # type: ignore[arg-type]
         if dev is None:
             tags = {"device": device_id, "village": "", "village_group": ""}
@@ -57,6 +68,18 @@ class Ingest:
         if k:
             tags["kind"] = k
         return tags
+
+    def heartbeat_series(self, device_id: str, kind: str) -> tuple[dict[str, str], str]:
+        """Tags and line head of a device's heartbeats, cached while its registry entry is the same."""
+        cached = self._series.get((device_id, kind))
+        if cached is not None and cached[0] is self.s.registry.get(device_id):
+            return cached[1], cached[2]
+        tags = self.tags(device_id, kind)
+        head = line_head("heartbeat", tags)
+        if len(self._series) >= _TAG_CACHE_MAX:
+            self._series.clear()
+        self._series[(device_id, kind)] = (self.s.registry.get(device_id), tags, head)
+        return tags, head
 
     def handle(self, msg: InboundMessage, lines: list[str]) -> None:
         handler = self.handlers.get(msg.channel)
@@ -84,11 +107,11 @@ class Ingest:
         for fr in result.rejected:
             self.rejections.reject_field(fr.field, fr.reason, msg.device_id)
         if result.clock_skew_s is not None:
-            metrics.clock_skew.labels(kind="heartbeat").inc()
-        tags = self.tags(msg.device_id, result.kind)
+            _HB_SKEW.inc()
+        tags, head = self.heartbeat_series(msg.device_id, result.kind)
         fields = heartbeat_point_fields(result) or {"empty": True}
-        lines.append(encode_point(Point("heartbeat", tags, fields, result.time)))
-        metrics.messages_accepted.labels(kind="heartbeat").inc()
+        lines.append(encode_line(head, fields, result.time, "heartbeat"))
+        _HB_ACCEPTED.inc()
         self.heartbeat_sink(result, lines, tags)
 
     def apply_heartbeat(self, hb: Heartbeat, lines: list[str], tags: dict[str, str] | None = None) -> None:
@@ -210,9 +233,10 @@ class IngestWorker:
     def __init__(
         self,
         ingest: Ingest,
-        inbox: queue.Queue[InboundMessage],
-        ack: Callable[[int, int], None],
+        inbox: queue.Queue[Any],  # InboundMessage, or a list of them (one network read)
+        ack: Callable[[int, int], None] | None = None,
         *,
+        ack_batch: Callable[[list[InboundMessage]], object] | None = None,
         durable: Callable[[list[str]], object] | None = None,
         batch_size: int = 5000,
         flush_s: float = 0.2,
@@ -222,6 +246,7 @@ class IngestWorker:
         self.ingest = ingest
         self.inbox = inbox
         self.ack = ack
+        self.ack_batch = ack_batch
         self.durable = durable or ingest.s.writer.write_durable
         self.batch_size = batch_size
         self.flush_s = flush_s
@@ -247,19 +272,25 @@ class IngestWorker:
             first = self.inbox.get(timeout=self.flush_s)
         except queue.Empty:
             return []
-        batch = [first]
+        batch: list[InboundMessage] = []
+        add = batch.extend if isinstance(first, list) else batch.append
+        add(first)
         clock = self.ingest.s.clock
         deadline = clock.monotonic() + self.flush_s
         while len(batch) < self.batch_size:
             try:
-                batch.append(self.inbox.get_nowait())
+                item = self.inbox.get_nowait()
             except queue.Empty:
                 if clock.monotonic() >= deadline or self._stop.is_set():
                     break
                 try:
-                    batch.append(self.inbox.get(timeout=0.01))
+                    item = self.inbox.get(timeout=0.01)
                 except queue.Empty:
                     continue
+            if isinstance(item, list):
+                batch.extend(item)
+            else:
+                batch.append(item)
         return batch
 
     def _run(self) -> None:
@@ -293,12 +324,18 @@ class IngestWorker:
             # unacknowledged so the broker hands it to the next session.
             log.error("%d messages not made durable; left unacknowledged for redelivery", len(batch))
             return
-        for msg in batch:
-            if msg.qos > 0:
-                try:
-                    self.ack(msg.mid, msg.qos)
-                except Exception:  # the client may be reconnecting; the broker redelivers
-                    log.debug("ack of mid %s failed", msg.mid, exc_info=True)
+        if self.ack_batch is not None:
+            try:
+                self.ack_batch(batch)
+            except Exception:  # the client may be reconnecting; the broker redelivers
+                log.debug("ack of %d messages failed", len(batch), exc_info=True)
+        elif self.ack is not None:
+            for msg in batch:
+                if msg.qos > 0:
+                    try:
+                        self.ack(msg.mid, msg.qos)
+                    except Exception:  # the client may be reconnecting; the broker redelivers
+                        log.debug("ack of mid %s failed", msg.mid, exc_info=True)
         if self.after_commit is not None:
             self.after_commit(batch)
         metrics.ingest_queue_depth.set(self.inbox.qsize())

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections import OrderedDict
+from typing import Any
 
 from hub import metrics
 
@@ -17,13 +18,21 @@ class RejectionLog:
     def __init__(self) -> None:
         self._seen: OrderedDict[tuple[str, str, str], None] = OrderedDict()
         self._lock = threading.Lock()
+        # metric children by label values (kinds, reasons and field names are a small fixed set)
+        self._children: dict[tuple[str, ...], Any] = {}
 
     def reject(self, kind: str, reason: str, device_id: str, detail: str = "") -> None:
-        metrics.messages_rejected.labels(kind=kind, reason=reason).inc()
+        child = self._children.get((kind, reason))
+        if child is None:
+            child = self._children[(kind, reason)] = metrics.messages_rejected.labels(kind=kind, reason=reason)
+        child.inc()
         self._log(kind, reason, device_id, detail)
 
     def reject_field(self, field: str, reason: str, device_id: str) -> None:
-        metrics.fields_rejected.labels(field=field, reason=reason).inc()
+        child = self._children.get((field, reason, ""))
+        if child is None:
+            child = self._children[(field, reason, "")] = metrics.fields_rejected.labels(field=field, reason=reason)
+        child.inc()
         self._log("heartbeat_field", f"{field}:{reason}", device_id, "")
 
     def _log(self, kind: str, reason: str, device_id: str, detail: str) -> None:

@@ -33,6 +33,7 @@ log = logging.getLogger(__name__)
 QUEUE_PUT_TIMEOUT_S = 5.0  # how long the network thread waits on a full queue for a QoS 1 message
 RECONNECT_MIN_S = 1
 RECONNECT_MAX_S = 30
+_RECEIVED: dict[str, Any] = {}  # channel → its vh_messages_received child (`.labels()` per message is slow)
 
 
 @dataclass(frozen=True, slots=True)
@@ -205,7 +206,10 @@ class HubMqttClient:
                 self._client.ack(message.mid, message.qos)
             return
         channel = parsed.channel
-        metrics.messages_received.labels(kind=channel).inc()
+        received = _RECEIVED.get(channel)
+        if received is None:
+            received = _RECEIVED[channel] = metrics.messages_received.labels(kind=channel)
+        received.inc()
         props: dict[str, str] = {}
         if message.properties is not None and hasattr(message.properties, "UserProperty"):
             for k, v in message.properties.UserProperty:

@@ -25,6 +25,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Callable, Iterable
+from typing import Any
 
 from hub.messages import Point
 
@@ -162,10 +163,20 @@ def _layout(fields: dict[str, object]) -> list[tuple[str, str]]:
     return layout
 
 
+def line_head(measurement: str, tags: dict[str, str]) -> str:
+    """The escaped `measurement,tag=value,...` part of a line (cached): callers that write many
+    points of one series (a device's heartbeats) keep it and call `encode_line`."""
+    return _head(measurement, tags)
+
+
 def encode_point(p: Point) -> str:
     """One point as one line of line protocol. Raises LineProtocolError when unwritable."""
-    head = _head(p.measurement, p.tags)
-    fs = p.fields
+    return encode_line(_head(p.measurement, p.tags), p.fields, p.time, p.measurement)
+
+
+def encode_line(head: str, fs: dict[str, Any], time: float, measurement: str = "") -> str:
+    """A line from its head (`line_head`), fields and time (Unix seconds). Raises
+    LineProtocolError when no field can be stored."""
     fields: list[str] = []
     append = fields.append
     layout = _layout_cache.get(tuple(fs)) or _layout(fs)
@@ -191,8 +202,8 @@ def encode_point(p: Point) -> str:
             text = maybe
         append(f"{ek}={text}")
     if not fields:
-        raise LineProtocolError(f"{p.measurement}: no storable field in {sorted(fs)}")
-    return f"{head} {','.join(fields)} {round(p.time * 1_000_000) * 1_000}"
+        raise LineProtocolError(f"{measurement or head}: no storable field in {sorted(fs)}")
+    return f"{head} {','.join(fields)} {round(time * 1_000_000) * 1_000}"
 
 
 PointErrorHandler = Callable[[Point, LineProtocolError], None]

@@ -1,0 +1,198 @@
+"""One ingest worker process: `python -m hub.ingest.workerproc <socket> <index>` (started by
+`hub.ingest.workers.IngestWorkerPool`; the auth key comes in the environment).
+
+Imports only what it uses: the MQTT receiver, the heartbeat parser, the line-protocol encoder,
+the durable writer and the one store backend configured. It talks to the hub process over one
+local connection: it receives its `WorkerConfig`, the registry's device tags (again whenever
+they change) and `stop`; it sends `ready`, one `batch` (forwarded heartbeats + metric deltas)
+per durable batch, and `stopped`. When the hub process goes away, the worker stops as on `stop`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import queue
+import signal
+import sys
+import threading
+from multiprocessing.connection import Client, Connection
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any, cast
+
+from hub.clock import SystemClock
+from hub.heartbeat import Heartbeat
+from hub.ingest.mqttrx import MqttReceiver, RxOptions
+from hub.ingest.pipeline import Ingest, IngestWorker
+from hub.ingest.workers import (
+    AUTHKEY_ENV,
+    STOP_TIMEOUT_S,
+    DeviceTags,
+    Forwarded,
+    MetricDeltas,
+    WorkerConfig,
+    forwarded,
+)
+from hub.messages import InboundMessage
+from hub.topics import Topics
+from hub.tsdb.base import TimeSeriesStore
+from hub.tsdb.writer import DurableWriter
+
+log = logging.getLogger("hub.ingest.worker")
+
+
+class _Device(SimpleNamespace):
+    kind: str
+    village: str
+    group: str
+    name: str
+
+
+class WorkerRegistry:
+    """The registry as a worker sees it: device tags pushed by the hub process. An unregistered
+    device gets a local placeholder (the hub process records it when the heartbeat arrives)."""
+
+    def __init__(self) -> None:
+        self._base: dict[str, _Device] = {}
+        self._fresh: dict[str, _Device] = {}
+
+    def replace(self, tags: DeviceTags) -> None:
+        self._base = {d: _Device(kind=k, village=v, group=g, name=d) for d, (k, v, g) in tags.items()}
+        self._fresh = {}
+
+    def get(self, device_id: str) -> _Device | None:
+        dev = self._base.get(device_id)
+        return dev if dev is not None else self._fresh.get(device_id)
+
+    def note_unregistered(self, device_id: str, kind: str) -> _Device:
+        dev = self.get(device_id)
+        if dev is None:
+            if len(self._fresh) >= 200_000:
+                self._fresh.clear()
+            dev = self._fresh[device_id] = _Device(kind=kind, village="", group="", name=device_id)
+        return dev
+
+
+def build_store(cfg: WorkerConfig) -> TimeSeriesStore:
+    """The configured backend (the same choice as `hub.runtime.build_store`, from plain values)."""
+    if cfg.store_kind == "influx_v2":
+        from hub.tsdb.influx_v2 import InfluxV2Store
+
+        assert cfg.influx_url and cfg.influx_token and cfg.influx_org and cfg.influx_bucket
+        return InfluxV2Store(cfg.influx_url, cfg.influx_token, cfg.influx_org, cfg.influx_bucket,
+                             timeout=cfg.write_timeout_s)
+    if cfg.store_kind == "influx_v1":
+        from hub.tsdb.influx_v1 import InfluxV1Store
+
+        assert cfg.influx_url
+        return InfluxV1Store(cfg.influx_url, cfg.influx_db, cfg.influx_user, cfg.influx_password,
+                             retention=cfg.influx_retention, timeout=cfg.write_timeout_s)
+    from hub.tsdb.sqlite_store import SqliteStore
+
+    return SqliteStore(Path(cfg.data_dir) / "timeseries.db", retention=cfg.influx_retention)
+
+
+def run(conn: Connection, index: int) -> None:
+    kind, cfg = conn.recv()
+    assert kind == "config" and isinstance(cfg, WorkerConfig)
+    logging.basicConfig(level=cfg.log_level.upper(),
+                        format=f"%(asctime)s %(levelname)s ingest-{index} %(name)s: %(message)s")
+    for noisy in ("httpx", "httpcore"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    send_lock = threading.Lock()
+
+    def send(msg: tuple[Any, ...]) -> None:
+        with send_lock:
+            conn.send(msg)
+
+    clock = SystemClock()
+    writer = DurableWriter(build_store(cfg), Path(cfg.data_dir) / f"spool-ingest-{index}",
+                           batch_size=cfg.write_batch_size, flush_s=cfg.write_flush_s,
+                           max_spool_bytes=cfg.spool_max_bytes, clock=clock)
+    registry = WorkerRegistry()
+    services = SimpleNamespace(settings=SimpleNamespace(clock_skew_s=cfg.clock_skew_s), registry=registry,
+                               clock=clock, writer=writer, live=None, broadcasts=None, snapshots=None)
+    ingest = Ingest(cast(Any, services))
+    outbox: list[Forwarded] = []
+    outbox_lock = threading.Lock()
+
+    def forward(hb: Heartbeat, lines: list[str], tags: dict[str, str]) -> None:
+        item = forwarded(hb)
+        with outbox_lock:
+            outbox.append(item)
+
+    ingest.heartbeat_sink = forward
+    deltas = MetricDeltas()
+
+    def after_commit(batch: list[InboundMessage]) -> None:
+        with outbox_lock:
+            items = outbox[:]
+            outbox.clear()
+        send(("batch", items, deltas.take()))
+
+    # Each item is one network read (up to ~1,000 heartbeats): a few batches' worth is enough to
+    # keep the parser busy; more would only hold memory while the broker holds the rest.
+    inbox: queue.Queue[list[InboundMessage]] = queue.Queue(
+        max(4, min(cfg.ingest_queue_size, 3 * cfg.write_batch_size) // 1000))
+    receiver = MqttReceiver(
+        RxOptions(cfg.mqtt_host, cfg.mqtt_port, cfg.client_id, cfg.mqtt_protocol, cfg.mqtt_username,
+                  cfg.mqtt_password, cfg.mqtt_tls, cfg.mqtt_ca_file, session_expiry_s=cfg.mqtt_session_expiry_s),
+        Topics(cfg.topic_root), [(cfg.share_filter, 1)], inbox.put, now=clock.now,
+    )
+    worker = IngestWorker(ingest, inbox, ack_batch=receiver.ack_messages, batch_size=cfg.write_batch_size,
+                          flush_s=cfg.write_flush_s, name=f"ingest-{index}", after_commit=after_commit)
+    stop = threading.Event()
+
+    def control() -> None:
+        while True:
+            try:
+                msg = conn.recv()
+            except (EOFError, OSError):
+                log.warning("the hub process went away; stopping")
+                stop.set()
+                return
+            if msg[0] == "tags":
+                registry.replace(msg[1])
+            elif msg[0] == "stop":
+                stop.set()
+                return
+
+    first = conn.recv()  # the device tags come before any heartbeat is taken
+    if first[0] == "tags":
+        registry.replace(first[1])
+    writer.start()
+    worker.start()
+    receiver.start()
+    threading.Thread(target=control, name="ingest-control", daemon=True).start()
+    while not stop.is_set():
+        if receiver.subscribed.wait(0.2):
+            send(("ready", index))
+            break
+    stop.wait()
+    receiver.accepting.clear()  # from now on messages stay unacknowledged: the broker redelivers
+    worker.stop(STOP_TIMEOUT_S - 3)
+    receiver.stop(1.0)  # sends the acks of what was made durable, then DISCONNECT
+    writer.stop(timeout=2)
+    with contextlib.suppress(OSError, ValueError):
+        send(("stopped", deltas.take()))
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    address, index = args[0], int(args[1])
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the hub process decides when workers stop
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    authkey = bytes.fromhex(os.environ.pop(AUTHKEY_ENV))
+    conn = Client(address, family="AF_UNIX", authkey=authkey)
+    conn.send(("hello", index))
+    try:
+        run(conn, index)
+    finally:
+        conn.close()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,116 @@
+"""hub.ingest.mqttrx, the ingest workers' receive-only MQTT client, against real Mosquitto."""
+
+from __future__ import annotations
+
+import queue
+import struct
+import time
+
+import paho.mqtt.client as paho
+import pytest
+from paho.mqtt.enums import CallbackAPIVersion
+
+from hub.ingest.mqttrx import MqttReceiver, RxOptions, pubacks
+from hub.messages import InboundMessage
+from hub.topics import Topics
+from tests.servers import MosquittoServer
+
+pytestmark = pytest.mark.component
+FILTER = "vhub/v1/dev/+/heartbeat"
+
+
+def receiver(port: int, client_id: str, protocol: int, inbox: queue.Queue[list[InboundMessage]]) -> MqttReceiver:
+    return MqttReceiver(RxOptions("127.0.0.1", port, client_id, protocol), Topics("vhub/v1"), [(FILTER, 1)], inbox.put)
+
+
+def publisher(port: int) -> paho.Client:
+    c = paho.Client(CallbackAPIVersion.VERSION2, client_id=f"pub-{time.monotonic_ns()}")
+    c.connect("127.0.0.1", port)
+    c.loop_start()
+    return c
+
+
+def take(inbox: queue.Queue[list[InboundMessage]], n: int, timeout: float = 10.0,
+         ack: MqttReceiver | None = None) -> list[InboundMessage]:
+    """`n` messages; with `ack`, each read is acknowledged as it comes (a 3.1.1 broker sends
+    only a window of unacknowledged messages: 20 by Mosquitto's default)."""
+    got: list[InboundMessage] = []
+    deadline = time.monotonic() + timeout
+    while len(got) < n and time.monotonic() < deadline:
+        try:
+            chunk = inbox.get(timeout=0.2)
+        except queue.Empty:
+            continue
+        got.extend(chunk)
+        if ack is not None:
+            assert ack.ack_messages(chunk) == len(chunk)
+    return got
+
+
+@pytest.mark.parametrize("protocol", [5, 311])
+def test_messages_arrive_in_order_with_device_and_payload(mosquitto: MosquittoServer, protocol: int) -> None:
+    inbox: queue.Queue[list[InboundMessage]] = queue.Queue()
+    rx = receiver(mosquitto.port, f"rx-order-{protocol}", protocol, inbox)
+    rx.start()
+    pub = publisher(mosquitto.port)
+    try:
+        assert rx.subscribed.wait(10)
+        for i in range(500):
+            pub.publish(f"vhub/v1/dev/cam-{i % 3}/heartbeat", f'{{"seq": {i}}}'.encode() + b"x" * (i % 300), qos=1)
+        got = take(inbox, 500, ack=rx)
+        assert [m.payload.split(b"}")[0] for m in got] == [f'{{"seq": {i}'.encode() for i in range(500)]
+        assert [m.device_id for m in got[:4]] == ["cam-0", "cam-1", "cam-2", "cam-0"]
+        assert all(m.channel == "heartbeat" and m.qos == 1 and m.session == rx.session for m in got)
+    finally:
+        pub.loop_stop()
+        rx.stop()
+
+
+def test_unacknowledged_messages_are_redelivered_to_the_next_session_and_acked_ones_are_not(
+    mosquitto: MosquittoServer,
+) -> None:
+    inbox: queue.Queue[list[InboundMessage]] = queue.Queue()
+    rx = receiver(mosquitto.port, "rx-session", 5, inbox)
+    rx.start()
+    pub = publisher(mosquitto.port)
+    try:
+        assert rx.subscribed.wait(10)
+        for i in range(100):
+            pub.publish("vhub/v1/dev/cam-1/heartbeat", str(i).encode(), qos=1)
+        got = take(inbox, 100)
+        assert len(got) == 100
+        assert rx.ack_messages(got[:60]) == 60
+    finally:
+        rx.stop()  # queued acks are sent before DISCONNECT
+    inbox2: queue.Queue[list[InboundMessage]] = queue.Queue()
+    rx2 = receiver(mosquitto.port, "rx-session", 5, inbox2)
+    rx2.start()
+    try:
+        again = take(inbox2, 40)
+        assert sorted(int(m.payload) for m in again) == list(range(60, 100))
+        assert rx2.ack_messages(again) == 40
+        # messages of the old connection are never acknowledged on a new one
+        assert rx2.ack_messages(got[60:]) == 0
+    finally:
+        pub.loop_stop()
+        rx2.stop()
+
+
+def test_pubacks_are_packet_type_4_with_the_packet_id() -> None:
+    assert pubacks([1, 258]) == bytes([0x40, 2, 0, 1, 0x40, 2, 1, 2])
+
+
+def test_packets_split_across_reads_are_parsed_once_complete() -> None:
+    got: list[InboundMessage] = []
+    rx = MqttReceiver(RxOptions("127.0.0.1", 1, "x", 5), Topics("vhub/v1"), [], got.extend)
+    topic = b"vhub/v1/dev/cam-9/heartbeat"
+    payload = b'{"kind":"camera"}' * 20
+    body = struct.pack(">H", len(topic)) + topic + struct.pack(">H", 77) + b"\x00" + payload
+    packet = bytes([0x32, (len(body) & 0x7F) | 0x80, len(body) >> 7]) + body
+    buf = bytearray()
+    for cut in (1, 2, 40, len(packet)):  # header byte, half the length, part of the body, all
+        buf += packet[len(buf):cut]
+        rx._parse(buf, rx.session)
+    assert [(m.device_id, m.mid, m.qos, m.payload) for m in got] == [("cam-9", 77, 1, payload)]
+    assert buf == bytearray()
+    rx.stop()
