@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Final, Literal, Protocol
+from typing import Any, Final, Literal
 
-from hub.messages import Point
+from hub.ports import AlertSink as AlertSink
+from hub.ports import EventSink as EventSink
+from hub.ports import PointSink, PublishFn
 
 EMERGENCY_PRIORITY: Final = 8
 
@@ -152,30 +154,12 @@ class Principal:
     role: str
 
 
-# --- the collaborators the service is built with ---------------------------------
+# --- the collaborators the service is built with (AlertSink, EventSink: from hub.ports) ---
 
-class Publisher(Protocol):
-    def __call__(
-        self, topic: str, payload: bytes, qos: int = 1, retain: bool = False,
-        properties: dict[str, str] | None = None,
-    ) -> object: ...
-
-
-class AlertSink(Protocol):
-    def raise_alert(
-        self, key: str, *, device_id: str | None, type: str, severity: str, message: str, ts: float
-    ) -> object: ...
-
-    def clear_alert(self, key: str, ts: float) -> object: ...
-
-
-class EventSink(Protocol):
-    def publish(self, type_: str, data: dict[str, Any], ts: float | None = None) -> None: ...
-
-
+Publisher = PublishFn  # the MQTT client's `publish` method
+EmitPoints = PointSink
 ListSpeakers = Callable[[], list[SpeakerRef]]
 IsOnline = Callable[[str], bool]
-EmitPoints = Callable[[list[Point]], None]
 
 
 @dataclass(slots=True)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -37,6 +37,7 @@ from hub.lights.schedule import Schedule, next_transitions
 from hub.lights.store import Batch, Delivery, LightStore
 from hub.lights.sun import SunTimes, is_night, sun_times
 from hub.messages import Point, Rejection
+from hub.ports import AlertBook, Clock, EventSink, PointSink, PublishFn
 
 log = logging.getLogger(__name__)
 
@@ -59,23 +60,6 @@ class _Registry(Protocol):
     def get(self, device_id: str) -> Any: ...
 
 
-class _Alerts(Protocol):
-    def raise_alert(self, key: str, *, device_id: str | None, type: str, severity: Any,
-                    message: str, ts: float) -> Any: ...
-
-    def clear_alert(self, key: str, ts: float) -> Any: ...
-
-    def open_alerts(self) -> list[Any]: ...
-
-
-class _Events(Protocol):
-    def publish(self, type_: str, data: dict[str, Any], ts: float | None = None) -> None: ...
-
-
-class _Clock(Protocol):
-    def now(self) -> float: ...
-
-
 @dataclass(frozen=True, slots=True)
 class Targets:
     all: bool = False
@@ -94,9 +78,9 @@ class LightConfig:
 
 
 class LightService:
-    def __init__(self, *, store_path: Path, clock: _Clock, registry: _Registry, live: Any,
-                 publish: Callable[[str, bytes], Any], emit_points: Callable[[list[Point]], None],
-                 alerts: _Alerts, events: _Events, config: LightConfig) -> None:
+    def __init__(self, *, store_path: Path, clock: Clock, registry: _Registry, live: Any,
+                 publish: PublishFn, emit_points: PointSink, alerts: AlertBook, events: EventSink,
+                 config: LightConfig) -> None:
         self.clock = clock
         self.registry = registry
         self.live = live

@@ -17,12 +17,14 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from hub.auth import Principal
 from hub.clock import Clock
 from hub.messages import Point
+from hub.ports import AlertBook as AlertPort
+from hub.ports import EventSink as EventPort
 from hub.problems.machine import TransitionForbidden, check_transition
 from hub.problems.model import (
     CATEGORIES,
@@ -62,19 +64,6 @@ class Conflict(Exception):
 
 class Unavailable(Exception):
     """A collaborator is not there now, e.g. the MQTT client (503)."""
-
-
-class AlertPort(Protocol):
-    def raise_alert(self, key: str, *, device_id: str | None, type: str, severity: str, message: str,
-                    ts: float) -> Any: ...
-
-    def clear_alert(self, key: str, ts: float) -> Any: ...
-
-    def open_alerts(self) -> list[Any]: ...
-
-
-class EventPort(Protocol):
-    def publish(self, type_: str, data: dict[str, Any], ts: float | None = None) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)

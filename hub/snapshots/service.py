@@ -25,19 +25,13 @@ from typing import Any
 from hub import metrics
 from hub.clock import Clock
 from hub.messages import InboundMessage, Point
+from hub.ports import AlertSink, EventSink, PointSink, Publisher
 from hub.snapshots.commands import CommandWaiters, SnapshotRequest, snapshot_command
 from hub.snapshots.config import SnapshotConfig
 from hub.snapshots.health import HEALTH_STATES, CameraHealth, Condition, HealthUpdate, Thresholds
 from hub.snapshots.jpeg import JpegInfo, JpegRejected, Reject, inspect_jpeg
 from hub.snapshots.pipeline import Analysed, analyse_jpeg, single_threaded_opencv
-from hub.snapshots.ports import (
-    AlertSink,
-    EventSink,
-    HeartbeatLastSeen,
-    Lookup,
-    PointSink,
-    Publisher,
-)
+from hub.snapshots.ports import HeartbeatLastSeen, Lookup
 from hub.snapshots.slots import LatestWinsSlots, Put
 from hub.snapshots.storage import SnapshotStorage
 from hub.topics import is_valid_id

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from typing import Any, Literal, Protocol
+from typing import Any, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, status
 from fastapi.exceptions import RequestValidationError
@@ -22,14 +22,10 @@ from hub.broadcasts.media import MediaError
 from hub.broadcasts.model import EMERGENCY_PRIORITY
 from hub.broadcasts.schedule import ScheduleError
 from hub.broadcasts.service import BroadcastService, NotFound
+from hub.ports import Principal as _Principal
 from hub.topics import ID_PATTERN
 
 MAX_TS = 7_258_118_400.0  # 2200-01-01
-
-
-class _Principal(Protocol):
-    name: str
-    role: str
 
 
 def unprocessable(loc: list[str], msg: str) -> RequestValidationError:
