@@ -51,7 +51,7 @@ def test_serve_creates_its_data_dir_databases_spool_and_snapshots_private(
     assert {"registry.db", "hub.db"} <= set(found), found
     assert stat.S_IMODE(data.stat().st_mode) == 0o700
     loose = {name: oct(m) for name, m in found.items()
-             if (data / name).is_dir() and m != 0o700 or (data / name).is_file() and m != 0o600}
+             if ((data / name).is_dir() and m != 0o700) or ((data / name).is_file() and m != 0o600)}
     assert not loose, loose
 
 
