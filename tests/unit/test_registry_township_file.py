@@ -330,3 +330,9 @@ def test_yaml_aliases_are_refused_so_a_billion_laughs_file_cannot_exhaust_the_hu
     with pytest.raises(TownshipFileError) as err:
         parse_township(bomb, filename="t.yaml")
     assert "aliases" in str(err.value.errors)
+
+
+def test_a_star_inside_a_quoted_name_is_not_taken_for_an_alias() -> None:
+    text = 'township:\n  villages:\n    - {id: v1, name: "-*"}\n  devices:\n    - {id: d1, kind: speaker, name: "*star"}\n'
+    town = parse_township(text, fmt="yaml")
+    assert [d.name for d in town.devices] == ["*star"]
