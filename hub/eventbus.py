@@ -14,16 +14,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
-import time
 from collections.abc import AsyncIterator
 from typing import Any
+
+from hub.clock import Clock, SystemClock
 
 Event = dict[str, Any]
 
 
 class EventBus:
-    def __init__(self, queue_size: int = 1000) -> None:
+    def __init__(self, queue_size: int = 1000, *, clock: Clock | None = None) -> None:
         self._queue_size = queue_size
+        self._clock: Clock = clock or SystemClock()
         self._subscribers: set[asyncio.Queue[Event]] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._lock = threading.Lock()
@@ -35,7 +37,7 @@ class EventBus:
 
     def publish(self, type_: str, data: dict[str, Any], ts: float | None = None) -> None:
         """Thread-safe; never blocks and never raises."""
-        event: Event = {"type": type_, "ts": ts if ts is not None else time.time(), "data": data}
+        event: Event = {"type": type_, "ts": self._clock.now() if ts is None else ts, "data": data}
         self.published += 1
         loop = self._loop
         if loop is None or loop.is_closed():

@@ -77,7 +77,7 @@ def build_services(settings: Settings, clock: Clock | None = None, *, spool_name
     clock = clock or SystemClock()
     data = settings.data_dir
     prepare_data_dir(data)  # 0700, its contents 0600 (hub.preflight)
-    bus = EventBus()
+    bus = EventBus(clock=clock)
     registry = Registry(data / "registry.db")
     store = build_store(settings)
     alerts = AlertBook(data / "hub.db", bus, village_of=lambda d: (registry.get(d).village if registry.get(d) else None))  # type: ignore[union-attr]
