@@ -15,6 +15,7 @@ from datetime import datetime
 from typing import Final
 from zoneinfo import ZoneInfo
 
+from hub.csvsafe import escape_cell
 from hub.problems.model import CATEGORIES, STATE_ZH, Problem
 
 XLSX_TYPE: Final = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
@@ -22,13 +23,7 @@ HEADERS: Final[tuple[str, ...]] = (
     "编号", "村", "村民组", "类别", "标题", "问题描述", "设备", "来源告警", "责任人", "整改期限",
     "状态", "是否超期", "发现时间", "登记人", "更新时间", "销号时间", "整改前照片", "整改后照片", "办理记录",
 )
-_FORMULA_START: Final = ("=", "+", "-", "@", "\t", "\r")
 _COLUMN_WIDTHS: Final = (16, 12, 12, 10, 28, 40, 14, 22, 10, 17, 8, 8, 17, 10, 17, 17, 10, 10, 60)
-
-
-def escape_cell(value: str) -> str:
-    """Defuse a cell a spreadsheet would evaluate (CSV/formula injection)."""
-    return "'" + value if value.startswith(_FORMULA_START) else value
 
 
 def rows(problems: Iterable[Problem], now: float, zone: ZoneInfo,

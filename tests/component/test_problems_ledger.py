@@ -277,10 +277,11 @@ def test_counts_per_village_and_category_are_written_each_minute_and_after_a_cha
 
 
 def test_csv_export_escapes_formulas_and_xlsx_reads_back_with_chinese_headers(ledger: Ledger) -> None:
-    for cell in ("=1", "+1", "-1", "@A", "\t=1", "\r=1"):
+    for cell in ("=1", "+A1", "-A1+1", "@A", "\t=1", "\r=1"):
         assert export.escape_cell(cell) == "'" + cell
     assert export.escape_cell("1=1") == "1=1" and export.escape_cell("") == ""
-    evil = ["=HYPERLINK(\"http://x\")", "+1", "-2", "@SUM(A1)"]
+    assert export.escape_cell("-2") == "-2"  # a plain number is no formula
+    evil = ["=HYPERLINK(\"http://x\")", "+A1", "-A1+1", "@SUM(A1)"]
     for title in evil:
         ledger.svc.create(new(title=title, description="=1+1", owner="@张三"), OP)
     ledger.svc.create(new(title="正常标题", description="\t=cmd|' /C calc'!A0"), OP)
@@ -302,5 +303,5 @@ def test_csv_export_escapes_formulas_and_xlsx_reads_back_with_chinese_headers(le
     assert values[0] == export.HEADERS
     cells = [ws.cell(row=r, column=5) for r in range(2, len(values) + 1)]
     assert all(c.data_type == "s" for c in cells)  # strings, never formulas
-    assert {c.value for c in cells} >= {"=HYPERLINK(\"http://x\")", "+1", "@SUM(A1)"}
+    assert {c.value for c in cells} >= {"=HYPERLINK(\"http://x\")", "+A1", "@SUM(A1)"}
     assert ws.cell(row=2, column=11).value == "待交办"
