@@ -48,6 +48,7 @@ import uvicorn
 from fastapi import FastAPI
 from paho.mqtt.enums import CallbackAPIVersion
 
+from bench.broadcast_link import BroadcastLink
 from bench.common import BROKER_CONFIG
 from bench.report import _fig
 from hub.api.routes.broadcasts import build_router
@@ -58,7 +59,6 @@ from hub.broadcasts import (
     QuietHours,
     SpeakerRef,
 )
-from hub.broadcasts.link import BroadcastLink
 from hub.clock import SystemClock
 from tests.servers import MosquittoServer, free_port
 

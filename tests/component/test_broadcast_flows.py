@@ -20,8 +20,8 @@ import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
+from bench.broadcast_link import BroadcastLink
 from hub.broadcasts import BroadcastService, BroadcastSpec, SpeakerRef, Targets
-from hub.broadcasts.link import BroadcastLink
 from hub.broadcasts.model import NullAlerts
 from hub.clock import ManualClock
 from tests.servers import MosquittoServer

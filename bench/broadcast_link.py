@@ -1,6 +1,6 @@
-"""A minimal MQTT edge for running the broadcast service on its own (bench, tests, tools).
+"""A minimal MQTT edge for running the broadcast service on its own (benchmarks and tests).
 
-In the hub the lead's MQTT client, ingest pipeline and presence service do this job; here
+In the hub the hub's MQTT client, ingest pipeline and presence service do this job; here
 one paho client publishes commands, follows `…/status` (presence) and `…/ack`, and hands
 them to the service from a worker thread (the paho network thread only enqueues).
 """

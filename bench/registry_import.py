@@ -1,4 +1,4 @@
-"""Registry figures: `python -m hub.registry.bench [--devices 100000]`.
+"""Registry figures: `python -m bench.registry_import [--devices 100000]`.
 
 Times, for a synthetic township, parsing it as CSV and YAML, importing it into an empty
 registry, re-importing it unchanged, opening the registry, and the hot-path look-ups.
