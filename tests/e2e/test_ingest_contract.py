@@ -130,8 +130,10 @@ def test_will_turns_device_offline_within_one_second(hub: InProcessHub, mosquitt
     assert time.monotonic() - t0 < 1.5
     assert hub.services.alerts.is_open("offline:spk-will")
     db = hub.db  # type: ignore[attr-defined]
-    rows = wait_for(lambda: influxdb.rows("SELECT * FROM presence WHERE device='spk-will'", db))
-    assert [r["online"] for r in rows][-1] is False and rows[-1]["reason"] == "will"
+    # the `online` point may be stored before the Will's: wait for the Will's to be the last one
+    rows = wait_for(lambda: (r := influxdb.rows("SELECT * FROM presence WHERE device='spk-will'", db))
+                    and r[-1]["online"] is False and r)
+    assert rows[-1]["reason"] == "will" and [r["online"] for r in rows] == [True, False]
 
 
 def test_events_are_stored_and_alerting_ones_raise_alerts(hub: InProcessHub, mosquitto: MosquittoServer,
