@@ -13,6 +13,10 @@ import { initKpis } from "./panels/kpis.js";
 import { initMap, onVillageClick } from "./panels/map.js";
 import { initOperator, reloadBroadcastList, showLogin, toggleVillageTarget } from "./panels/operator.js";
 import { initSpeakers } from "./panels/speakers.js";
+import { initLights, loadLights, onLightCommand, onLightPresence, openLights } from "./panels/lights.js";
+import { initProblems, loadProblems, onProblemEvent } from "./panels/problems.js";
+import { initRanking, loadRanking } from "./panels/ranking.js";
+import { initTabs, onTab } from "./panels/tabs.js";
 
 export const REFRESH_MS = 60000;
 const OVERVIEW_DEBOUNCE_MS = 1500;
@@ -72,6 +76,9 @@ async function loadAll() {
       loadCalendar(),
       loadOverview(),
       loadDevices(),
+      loadProblems().catch(() => null),
+      loadLights().catch(() => null),
+      loadRanking().catch(() => null),
     ]);
     // /villages (with groups) when the registry routes are there; else the overview's list
     const list = Array.isArray(villages) ? villages : villages?.items || [];
@@ -106,6 +113,7 @@ export function handleEvent(ev) {
   const d = ev.data || {};
   switch (ev.type) {
     case "presence": {
+      if (d.kind === "light" || state.lights.has(d.device)) onLightPresence(d);
       let dev = state.devices.get(d.device);
       if (!dev) { dev = { id: d.device, kind: d.kind, village: d.village, name: d.device, status: "unknown" }; state.devices.set(d.device, dev); }
       dev.status = d.status;
@@ -154,6 +162,12 @@ export function handleEvent(ev) {
       if ("mqtt" in d) state.health.mqtt = d.mqtt;
       if ("store" in d) state.health.store = d.store;
       markDirty("header");
+      break;
+    case "problem":
+      onProblemEvent(d);
+      break;
+    case "light_command":
+      onLightCommand(d);
       break;
     case "resync":
       loadAll();
@@ -222,8 +236,14 @@ function boot() {
   initSpeakers();
   initAlarms();
   initCharts();
+  initTabs();
+  initProblems();
+  initRanking();
+  initLights({ onLayerChange: () => markDirty("map") });
+  onTab(".p-charts", (name) => { window.dispatchEvent(new Event("resize")); if (name === "ranking") loadRanking().catch(() => {}); });
+  onTab(".p-alarms", () => markDirty("problems", "alarms"));
   initOperator({ afterLogin: start, refresh: scheduleOverview });
-  onVillageClick((id, picking) => (picking ? toggleVillageTarget(id) : showVillage(id)));
+  onVillageClick((id, picking, lamp) => (lamp ? openLights(id) : picking ? toggleVillageTarget(id) : showVillage(id)));
   onAuthRequired(() => { if (stream) stream.stop(); showLogin(t("login_needed")); });
   document.getElementById("btn-lang").addEventListener("click", () => setLang(getLang() === "zh" ? "en" : "zh"));
   onLangChange(() => { if (state.link === "lost") setLink("lost", null); markAllDirty(); });

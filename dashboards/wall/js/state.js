@@ -15,6 +15,12 @@ export const state = {
   health: { hub: null, mqtt: null, store: null },
   link: "connecting",
   tz: "Asia/Shanghai",
+  // issue 14
+  problems: new Map(),      // id → problem summary (GET /problems, `problem` events)
+  lights: new Map(),        // id → lamp item (GET /lights; presence and `light_command` events)
+  lightBatches: new Map(),  // batch id → {id, action, level, created_at, deliveries: Map device → {state, reason}}
+  ranking: null,            // GET /rankings?period=
+  rankingPeriods: [],       // GET /rankings/periods
 };
 
 /** Unix s of each camera's latest snapshot (from snapshot events and image headers). */
@@ -110,4 +116,16 @@ export function openAlertsByVillage() {
   const m = new Map();
   for (const a of openAlerts()) if (a.village) m.set(a.village, (m.get(a.village) || 0) + 1);
   return m;
+}
+
+/** Problems not closed or rejected, and how many of them are overdue. */
+export function openProblems() {
+  return [...state.problems.values()].filter((p) => p.state !== "closed" && p.state !== "rejected");
+}
+
+/** The open problem filed from an alert (by its key), if any. */
+export function problemForAlert(key) {
+  if (!key) return null;
+  for (const p of state.problems.values()) if (p.alert_key === key && p.state !== "rejected") return p;
+  return null;
 }

@@ -2,8 +2,9 @@
 import { api } from "../api.js";
 import { esc, fmtDateTime } from "../fmt.js";
 import { t } from "../i18n.js";
-import { can, markDirty, openAlerts, register, state } from "../state.js";
+import { can, markDirty, openAlerts, problemForAlert, register, state } from "../state.js";
 import { toast } from "../toast.js";
+import { openCreate, openLedger } from "./problems.js";
 
 const RANK = { critical: 0, warning: 1, info: 2 };
 const MAX_ROWS = 60;
@@ -27,14 +28,22 @@ function render() {
     const village = state.villageById.get(a.village)?.name || a.village || "";
     const acked = a.acked_by ? `<span class="hint">${esc(t("acked_by", { who: a.acked_by }))}</span>` : "";
     const btn = canAck && !a.acked_by ? `<button class="btn small" data-ack="${esc(a.id)}">${esc(t("ack"))}</button>` : "";
+    // the ledger: the problem filed from this alarm, or (operators) file one
+    const filed = problemForAlert(a.key);
+    const pb = filed ? `<button class="btn small ghost" data-open-problem="${esc(filed.id)}">${esc(t("pb_filed", { id: filed.id }))}</button>`
+      : canAck && a.type !== "problem_overdue" ? `<button class="btn small" data-to-problem="${esc(a.id)}">${esc(t("pb_from_alarm"))}</button>` : "";
     return `<li class="${a.acked_by ? "acked" : ""}" data-alert="${esc(a.id)}"><span class="sev ${esc(a.severity)}">${esc(t(`sev_${a.severity}`))}</span>`
       + `<span class="grow"><span class="time">${a.raised_at ? esc(fmtDateTime(a.raised_at)) : ""}</span> `
-      + `<span class="dev">${esc(village)} ${esc(a.device_id || "")}</span><br>${esc(a.message || a.type)}</span>${acked}${btn}</li>`;
+      + `<span class="dev">${esc(village)} ${esc(a.device_id || "")}</span><br>${esc(a.message || a.type)}</span>${acked}<span class="alarm-btns">${btn}${pb}</span></li>`;
   }).join("");
 }
 
 export function initAlarms() {
   document.getElementById("alarm-feed").addEventListener("click", async (e) => {
+    const toProblem = e.target.dataset?.toProblem;
+    if (toProblem) { const a = state.alerts.get(toProblem); if (a) openCreate({ alert: a }); return; }
+    const filed = e.target.dataset?.openProblem;
+    if (filed) { openLedger(filed); return; }
     const id = e.target.dataset?.ack;
     if (!id) return;
     e.target.disabled = true;

@@ -5,6 +5,7 @@ import { esc, fmtDateTime, fmtHM } from "../fmt.js";
 import { ago, t } from "../i18n.js";
 import { snapTimes, state, villageName } from "../state.js";
 import { toast } from "../toast.js";
+import { openCreate } from "./problems.js";
 
 let modalDevice = null;
 let modalChart = null;
@@ -101,6 +102,12 @@ export function initCameraModal() {
     if (!modalDevice) return;
     try { await api(`/devices/${encodeURIComponent(modalDevice)}/snapshot-request`, { method: "POST" }); toast(t("snapshot_requested")); }
     catch (err) { toast(t("error", { msg: err.message }), true); }
+  });
+  // 转为整改问题: a problem with this camera's latest snapshot as its before-photo
+  document.getElementById("cam-modal-problem").addEventListener("click", () => {
+    if (!modalDevice) return;
+    const alert = [...state.alerts.values()].find((a) => a.state === "open" && a.device_id === modalDevice) || null;
+    openCreate({ alert, camera: modalDevice });
   });
   const close = () => { document.getElementById("cam-modal").classList.add("hidden"); modalDevice = null; };
   document.getElementById("cam-modal").addEventListener("click", (e) => {

@@ -1,6 +1,8 @@
 // KPI strip: cameras online x/y, speakers online, broadcasts today, open alarms, villages.
 import { t } from "../i18n.js";
-import { broadcastsToday, countDevices, openAlerts, openAlertsByVillage, register, state } from "../state.js";
+import { broadcastsToday, countDevices, openAlerts, openAlertsByVillage, openProblems, register, state } from "../state.js";
+import { lampCounts } from "./lights.js";
+import { isOverdue } from "./problems.js";
 import { playingNow } from "./speakers.js";
 
 function setKpi(id, value, total, pct) {
@@ -38,5 +40,14 @@ export function initKpis() {
       if (byVillage.get(v.id) || c.offline + s.offline > 0) bad += 1;
     }
     document.getElementById("kpi-villages-sub").textContent = t("villages_sub", { bad });
+    // street lights: online / registered, lit and faulty; problems in the ledger not yet closed
+    const lc = lampCounts(state.lights.values());
+    setKpi("kpi-lights", lc.online, lc.total, lc.total ? Math.round((100 * lc.online) / lc.total) : 0);
+    document.getElementById("kpi-lights-sub").textContent = t("lights_sub", { on: lc.on, fault: lc.fault });
+    const pending = openProblems();
+    const overdue = pending.filter((p) => isOverdue(p)).length;
+    setKpi("kpi-problems", pending.length);
+    document.getElementById("kpi-problems-sub").textContent = t("problems_sub", { n: overdue });
+    document.getElementById("kpi-problems").classList.toggle("hot", overdue > 0);
   });
 }

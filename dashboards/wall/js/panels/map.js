@@ -3,6 +3,7 @@
 import { escapeHtml } from "../fmt.js";
 import { t } from "../i18n.js";
 import { countDevices, markDirty, openAlerts, openAlertsByVillage, register, state } from "../state.js";
+import { lampMapData, lampTooltipHtml } from "./lights.js";
 
 const MANY_VILLAGES = 30; // beyond this, smaller dots and only the labels that fit
 const MAX_RIPPLES = 12;
@@ -39,6 +40,7 @@ export function placeLabels(data, lons, lats) {
 /** The tooltip of a village dot: HTML, so every value in it is escaped (names are typed by people). */
 export function tooltipHtml(p) {
   const d = p.data;
+  if (d?.lamp) return lampTooltipHtml(d);
   if (!d?.cam) return "";
   const line = (label, a, b) => `${escapeHtml(label)} ${escapeHtml(a)}${b === undefined ? "" : `/${escapeHtml(b)}`}`;
   return `<b>${escapeHtml(d.name)}</b><br>${line(t("cameras"), d.cam.online, d.cam.total)}`
@@ -75,7 +77,8 @@ function render() {
         borderColor: isSel ? "#ffffff" : "rgba(0,0,0,0)", borderWidth: isSel ? 4 : 0 },
     };
   });
-  const lons = data.map((d) => d.value[0]), lats = data.map((d) => d.value[1]);
+  const lamps = lampMapData(); // street lights layer (toggle in the panel title)
+  const lons = [...data, ...lamps].map((d) => d.value[0]), lats = [...data, ...lamps].map((d) => d.value[1]);
   if (many) {
     // a crowded map names only its worst villages (hover names the rest)
     const named = new Set(data.filter((d) => d.health === "bad").sort((a, b) => b.alarms - a.alarms).slice(0, MAX_RIPPLES));
@@ -102,7 +105,9 @@ function render() {
     animation: false,
     tooltip: { trigger: "item", backgroundColor: "#081a36", borderColor: "#27c4ff", textStyle: { color: "#e8f3ff", fontSize: 15 },
       formatter: tooltipHtml },
-    series: [alarmRipple, series],
+    // lamps above the village dots (they stand within a few hundred metres of the centre), outlined
+    series: [alarmRipple, { ...series, z: 2 }, { type: "scatter", name: "lamps", coordinateSystem: series.coordinateSystem, data: lamps, z: 3,
+      symbolSize: many ? 5 : 8, itemStyle: { borderColor: "#041020", borderWidth: 1.5 }, emphasis: { scale: 1.8 }, label: { show: false } }],
   };
   if (hasBoundary) {
     option.geo = { map: "township", roam: false, top: 10, bottom: 10, left: 10, right: 90, itemStyle: { areaColor: "rgba(20,60,110,0.5)", borderColor: "#27c4ff" },
@@ -122,7 +127,7 @@ export async function initMap() {
   if (!window.echarts) return;
   await loadBoundary();
   chart = window.echarts.init(document.getElementById("map"), null, { renderer: "canvas" });
-  chart.on("click", (p) => { if (p.data?.id) clickHandler(p.data.id, picking); });
+  chart.on("click", (p) => { if (p.data?.id) clickHandler(p.data.id, picking, Boolean(p.data.lamp)); });
   window.addEventListener("resize", () => chart.resize());
   register("map", render);
   markDirty("map"); // data may have arrived while the boundary loaded
