@@ -16,7 +16,6 @@ faults:
 
 from __future__ import annotations
 
-import json
 import random
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -116,10 +115,6 @@ def parse_scenario(text: str) -> Scenario:
 
 def load_scenario(path: str | Path) -> Scenario:
     return parse_scenario(Path(path).read_text(encoding="utf-8"))
-
-
-def dump_scenario(s: Scenario) -> str:
-    return json.dumps(s.model_dump(exclude_defaults=True), indent=2)
 
 
 def plan(scenario: Scenario, devices: list[DeviceRef]) -> list[FaultSwitch]:

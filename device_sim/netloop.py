@@ -67,9 +67,6 @@ class NetLoop:
         client.on_socket_unregister_write = self._on_unregister_write
         self._clients.add(client)
 
-    def detach(self, client: mqtt.Client) -> None:
-        self._clients.discard(client)
-
     def _on_open(self, client: mqtt.Client, _ud: Any, sock: Any) -> None:
         self._sel.register(sock, selectors.EVENT_READ, client)
 

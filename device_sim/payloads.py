@@ -77,35 +77,6 @@ def common_heartbeat(
     }
 
 
-def camera_fields(
-    *, fps: float, bitrate_kbps: float, temp_c: float, storage_free_pct: float,
-    recording: bool, stream_url: str,
-) -> dict[str, Any]:
-    return {
-        "fps": fps,
-        "bitrate_kbps": bitrate_kbps,
-        "temp_c": round(temp_c, 1),
-        "storage_free_pct": round(storage_free_pct, 1),
-        "recording": recording,
-        "stream_url": stream_url,
-    }
-
-
-def speaker_fields(
-    *, volume: int, state: str, playing: str | None, amp_temp_c: float, power_w: float,
-    mains: bool, battery_pct: float,
-) -> dict[str, Any]:
-    return {
-        "volume": volume,
-        "state": state,
-        "playing": playing,
-        "amp_temp_c": round(amp_temp_c, 1),
-        "power_w": round(power_w, 1),
-        "mains": mains,
-        "battery_pct": round(battery_pct, 1),
-    }
-
-
 def event(type_: str, ts: float, detail: dict[str, Any] | None = None) -> bytes:
     return dumps({"type": type_, "ts": round(ts, 3), "detail": detail or {}})
 

@@ -40,10 +40,6 @@ class SafeWriter:
     def writerow(self, row: Iterable[Any]) -> Any:
         return self._w.writerow([escape_cell(c) if isinstance(c, str) else c for c in row])
 
-    def writerows(self, rows: Iterable[Iterable[Any]]) -> None:
-        for row in rows:
-            self.writerow(row)
-
 
 def safe_reader(f: Iterable[str], **fmt: Any) -> Iterator[list[str]]:
     """`csv.reader` rows with `unescape_cell` applied: reads back what `SafeWriter` wrote."""

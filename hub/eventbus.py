@@ -76,8 +76,3 @@ class EventBus:
         finally:
             with self._lock:
                 self._subscribers.discard(q)
-
-    @property
-    def subscriber_count(self) -> int:
-        with self._lock:
-            return len(self._subscribers)

@@ -42,7 +42,6 @@ class LiveState:
         self._lock = threading.Lock()
         self.presence = PresenceTracker(timeout_factor, default_interval_s)
         self._devices: dict[str, DeviceLive] = {}
-        self.version = 0  # bumped on every presence change (overview caches key on it)
         self._history: deque[dict[str, Any]] = deque(maxlen=HISTORY_POINTS)
         self._bucket_heartbeats = 0
         self._bucket_lost = 0
@@ -70,8 +69,6 @@ class LiveState:
             self._bucket_heartbeats += 1
             self._bucket_lost += lost
             t = self.presence.on_heartbeat(hb.device_id, hb.received_at, hb.interval_s)
-            if t:
-                self.version += 1
             return HeartbeatOutcome(lost, t)
 
     def on_status(self, device_id: str, payload: str, now: float) -> Transition | None:
@@ -79,8 +76,6 @@ class LiveState:
             d = self._dev(device_id)
             d.last_seen = now
             t = self.presence.on_status(device_id, payload, now)
-            if t:
-                self.version += 1
             return t
 
     def touch(self, device_id: str, now: float, kind: str | None = None) -> None:
@@ -94,8 +89,6 @@ class LiveState:
     def sweep(self, now: float) -> list[Transition]:
         with self._lock:
             out = self.presence.sweep(now)
-            if out:
-                self.version += 1
             return out
 
     def status(self, device_id: str) -> Status:
@@ -130,13 +123,6 @@ class LiveState:
         with self._lock:
             d = self._devices.get(device_id)
             return d.last_heartbeat if d else None
-
-    def speaker_state(self, device_id: str) -> tuple[str | None, str | None]:
-        with self._lock:
-            d = self._devices.get(device_id)
-            if d is None:
-                return None, None
-            return d.values.get("state"), d.values.get("playing")
 
     # --- 24 h history for the wall screen's charts -------------------------------------
     def record_history(self, ts: float, counts: dict[str, int]) -> None:

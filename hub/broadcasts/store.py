@@ -118,10 +118,6 @@ class BroadcastStore:
     def active_broadcasts(self) -> list[sqlite3.Row]:
         return self._all("SELECT * FROM broadcasts WHERE status = 'active'")
 
-    def due_broadcasts(self, now: float) -> list[sqlite3.Row]:
-        return self._all("SELECT * FROM broadcasts WHERE status = 'active' AND next_at IS NOT NULL"
-                         " AND next_at <= ? ORDER BY next_at", (now,))
-
     def record_occurrence(self, *, broadcast_id: str, occurrence_id: str, nominal_at: float,
                           fired_at: float, status: str, note: str, deliveries: list[Delivery],
                           next_at: float | None, expected_next_at: float) -> bool:
@@ -168,11 +164,6 @@ class BroadcastStore:
                 self._audit(ts, actor, "cancel", bid, "")
             self._db.execute("COMMIT")
             return cur.rowcount == 1
-
-    def finish_if_done(self, bid: str) -> None:
-        with self._lock:
-            self._db.execute("UPDATE broadcasts SET status = 'finished' WHERE id = ?"
-                             " AND status = 'active' AND next_at IS NULL", (bid,))
 
     # --- occurrences & deliveries ---------------------------------------------
     def occurrences(self, bid: str) -> list[sqlite3.Row]:

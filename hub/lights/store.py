@@ -106,12 +106,6 @@ class LightStore:
                                     (batch_id,)).fetchall()
         return Batch(b[0], b[1], json.loads(b[2]), b[3], b[4]), [Delivery(*r) for r in rows]
 
-    def recent_batches(self, limit: int = 50) -> list[Batch]:
-        with self._lock:
-            rows = self._db.execute("SELECT id, action, body, created_at, by FROM batches "
-                                    "ORDER BY created_at DESC LIMIT ?", (limit,)).fetchall()
-        return [Batch(r[0], r[1], json.loads(r[2]), r[3], r[4]) for r in rows]
-
 
 def _row(d: Delivery) -> tuple[Any, ...]:
     return (d.command_id, d.batch_id, d.device, d.state, d.reason, d.updated_at, d.expires_at, d.payload)

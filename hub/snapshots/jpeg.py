@@ -48,10 +48,6 @@ class JpegInfo:
     size: int  # payload bytes
 
     @property
-    def pixels(self) -> int:
-        return self.width * self.height
-
-    @property
     def progressive(self) -> bool:
         return self.sof in (0xC2, 0xC6, 0xCA, 0xCE)
 

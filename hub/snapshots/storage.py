@@ -13,7 +13,7 @@ import os
 import re
 import tempfile
 import threading
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -147,10 +147,6 @@ class SnapshotStorage:
             if it.id == item_id:
                 return _read(self._dir(device_id) / "history" / f"{it.id}_{it.health}.jpg")
         return None
-
-    @staticmethod
-    def item_dict(item: HistoryItem) -> dict[str, Any]:
-        return asdict(item)
 
 
 def _read(path: Path) -> bytes | None:
