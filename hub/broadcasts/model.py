@@ -49,7 +49,7 @@ def may_move(old: str, new: str, *, from_device: bool) -> bool:
 
 @dataclass(frozen=True, slots=True)
 class SpeakerRef:
-    """A loudspeaker as the registry knows it (the lead adapts the registry to this)."""
+    """A loudspeaker as the broadcast service sees it (hub.wiring builds these from the registry)."""
 
     id: str
     village: str | None = None
