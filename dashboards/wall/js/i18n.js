@@ -53,7 +53,7 @@ export const DICT = {
     pb_history_row: "{from} → {to}", pb_created_row: "立案", pb_source_camera: "摄像头抓拍", pb_source_upload: "上传",
     ranking: "村庄排名", red_list: "红榜", black_list: "黑榜", print_ranking: "打印榜单", rk_score: "综合得分", rk_rank: "名次", rk_village: "村",
     rk_trend: "趋势", rk_trend_up: "↑", rk_trend_down: "↓", rk_trend_same: "—", rk_trend_new: "新", rk_prev: "上期第 {n} 名", rk_no_data: "暂无排名",
-    rk_availability: "设备在线率", rk_alarm_ack: "告警及时处置", rk_problems_on_time: "整改按期完成", rk_broadcast_delivery: "广播到达率", rk_weight: "权重",
+    rk_availability: "设备在线率", rk_alarm_ack: "告警及时确认率", rk_problems_on_time: "整改按期办结率", rk_broadcast_delivery: "广播送达率", rk_weight: "权重",
     rk_title: "{township} {period} 村庄综合评分排名", rk_posting: "张榜公示", rk_posted_by: "{township}人民政府", rk_method: "评分说明：综合得分 = Σ 各项得分 × 权重（{weights}）；无数据的项目按 100 分计。数据由 VillageHub 自动采集，计算时间 {at}。",
     rk_period: "考核期", rk_print: "打印", rk_login: "请先在大屏登录后再打开本页。", rk_hint: "点击村名查看得分构成",
     lights: "路灯", lights_panel: "智慧路灯", lamp_layer: "路灯图层", lamp_on: "亮灯", lamp_off: "熄灭", lamp_fault: "故障", lamp_offline: "离线",
