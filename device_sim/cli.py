@@ -58,7 +58,7 @@ def sim(
     duration: Annotated[float, typer.Option(min=0.0, help="stop after this many seconds; 0 = until Ctrl-C")] = 0.0,
     report_every: Annotated[float, typer.Option(min=0.0, help="print a JSON report line every N s; 0 = never")] = 10.0,
     seed: Annotated[int, typer.Option()] = 1,
-    log_level: Annotated[str, typer.Option()] = "WARNING",
+    log_level: Annotated[str, typer.Option(envvar="VH_LOG_LEVEL", help="DEBUG, INFO, WARNING or ERROR")] = "WARNING",
 ) -> None:
     """Run the fleet until --duration or Ctrl-C; report lines are JSON on stdout."""
     logging.basicConfig(level=log_level.upper(), stream=sys.stderr,

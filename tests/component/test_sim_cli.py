@@ -43,3 +43,10 @@ def test_sim_command_explains_a_bad_scenario(tmp_path: Path) -> None:
 def test_sim_command_without_devices_says_what_to_give() -> None:
     result = CliRunner().invoke(app, [])
     assert result.exit_code == 2 and "--township" in result.output
+
+
+def test_sim_command_reads_its_log_level_from_vh_log_level_like_every_command() -> None:
+    result = CliRunner().invoke(app, ["--help"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0
+    option = next(line for line in result.output.splitlines() if "--log-level" in line)
+    assert "VH_LOG_LEVEL" in option
