@@ -36,7 +36,7 @@ export function breakdownHtml(item) {
     const pct = Math.max(0, Math.min(100, Number(c.score) || 0));
     return `<tr><th>${esc(t(`rk_${k}`))}</th><td class="bar"><i style="width:${pct}%"></i></td>`
       + `<td class="num">${esc(c.score ?? "—")}</td><td class="hint">${esc(t("rk_weight"))} ${esc(c.weight ?? "")}</td>`
-      + `<td class="detail">${esc(c.detail ?? "")}</td></tr>`;
+      + `<td class="detail" title="${esc(c.detail ?? "")}">${esc(c.detail ?? "")}</td></tr>`;
   }).join("");
   const prev = item.previous_rank ? ` · ${esc(t("rk_prev", { n: item.previous_rank }))}` : "";
   return `<div class="rk-bd-head"><b>${esc(item.name || item.village)}</b> ${esc(t("rk_score"))} <b class="num">${esc(fmtScore(item.score))}</b>${prev}</div>`
@@ -72,9 +72,9 @@ function render() {
   const item = items.find((i) => i.village === picked);
   box.innerHTML = `<div class="rk-boards"><section class="rk-board red"><h3>${esc(t("red_list"))}</h3><ul class="list">${red.map((i) => row(i, "red")).join("")}</ul></section>`
     + `<section class="rk-board black"><h3>${esc(t("black_list"))}</h3><ul class="list">${black.map((i) => row(i, "black")).join("")}</ul></section></div>`
-    + (item ? `<div id="rk-breakdown" class="rk-breakdown">${breakdownHtml(item)}</div>` : `<p class="hint rk-hint">${esc(t("rk_hint"))}</p>`);
-  const print = document.getElementById("rk-print");
-  print.href = `/wall/ranking.html?period=${encodeURIComponent(r.period)}`;
+    + `<div class="rk-foot"><span class="hint">${esc(t("rk_hint"))}</span>`
+    + `<a id="rk-print" class="btn small" target="_blank" href="/wall/ranking.html?period=${esc(encodeURIComponent(r.period))}">${esc(t("print_ranking"))}</a></div>`
+    + (item ? `<div id="rk-breakdown" class="rk-breakdown">${breakdownHtml(item)}</div>` : "");
 }
 
 function renderPicker() {
