@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from hub.registry import database as database_module
+from hub.registry import snapshot as snapshot_module
 from hub.registry import store as store_module
 from hub.registry.model import Device, Group, Township, Village
 from hub.registry.sample import synthetic_township
@@ -189,7 +191,7 @@ def test_merge_that_would_break_an_existing_device_changes_nothing(reg: Registry
 def test_import_failing_half_way_rolls_back_every_row(reg: Registry, monkeypatch: pytest.MonkeyPatch) -> None:
     reg.import_township(TOWN)
     big = synthetic_township(3000, villages=3, groups_per_village=2)
-    monkeypatch.setattr(store_module, "CHUNK", 500)
+    monkeypatch.setattr(database_module, "CHUNK", 500)
     version = reg.version
 
     def progress(done: int, total: int) -> None:
@@ -207,7 +209,7 @@ def test_import_failing_half_way_rolls_back_every_row(reg: Registry, monkeypatch
 
 
 def test_progress_reaches_the_total(reg: Registry, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(store_module, "CHUNK", 100)
+    monkeypatch.setattr(database_module, "CHUNK", 100)
     seen: list[tuple[int, int]] = []
     reg.import_township(synthetic_township(1000, villages=5), progress=lambda d, t: seen.append((d, t)))
     assert len(seen) > 5 and seen[-1][0] == seen[-1][1] == 1000 + 5 + 50
@@ -319,7 +321,7 @@ def test_noting_a_device_another_process_registered_keeps_its_registration(reg: 
 def test_a_burst_of_new_devices_stays_consistent_across_the_fresh_fold(
     reg: Registry, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(store_module, "FRESH_MAX", 8)
+    monkeypatch.setattr(snapshot_module, "FRESH_MAX", 8)
     reg.import_township(TOWN)
     for i in range(20):  # folds into the base twice
         reg.note_unregistered(f"s{i}", "speaker")
