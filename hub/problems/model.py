@@ -110,7 +110,7 @@ class Problem:
             "id": self.id, "village": self.village, "group": self.group, "category": self.category,
             "title": self.title, "owner": self.owner, "deadline": self.deadline, "state": self.state,
             "created_at": self.created_at, "updated_at": self.updated_at, "closed_at": self.closed_at,
-            "overdue": self.is_overdue(now), "device_id": self.device_id,
+            "overdue": self.is_overdue(now), "device_id": self.device_id, "alert_key": self.alert_key,
         }
 
 

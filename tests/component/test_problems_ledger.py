@@ -165,6 +165,8 @@ def test_the_full_flow_with_camera_photos_events_audit_and_history(ledger: Ledge
                        "problem.photo.request", "problem.photo", "problem.transition", "problem.transition"]
     kinds = [d["action"] for t, d in ledger.events.items if t == "problem"]
     assert kinds == ["created", "transition", "transition", "photo", "transition", "transition"]
+    # the wall screen marks the alarm row "filed" from the event alone
+    assert {d["alert_key"] for t, d in ledger.events.items if t == "problem"} == {"camera:cam-1:covered"}
     with pytest.raises(Conflict):  # closed: no more photos
         ledger.svc.add_from_camera(p.id, "after", "cam-1", OP)
     with pytest.raises(TransitionForbidden):
