@@ -34,10 +34,11 @@ def attach_optional_services(services: Services) -> None:
                               clock_skew_s=s.clock_skew_s),
     )
 
+    from hub.broadcasts.config import BroadcastConfig
     from hub.broadcasts.media import MediaStore
     from hub.broadcasts.model import SpeakerRef
     from hub.broadcasts.schedule import QuietHours
-    from hub.broadcasts.service import BroadcastConfig, BroadcastService
+    from hub.broadcasts.service import BroadcastService
 
     def list_speakers() -> list[SpeakerRef]:
         return [SpeakerRef(d.id, d.village, d.group) for d in services.registry.devices(kind="speaker")]

@@ -1,9 +1,10 @@
 """Broadcasts to the smart loudspeakers: scheduling, targeting, arbitration, dispatch, tracking."""
 
+from hub.broadcasts.config import BroadcastConfig
 from hub.broadcasts.media import MediaError, MediaStore
-from hub.broadcasts.model import BroadcastSpec, Principal, SpeakerRef, Targets
+from hub.broadcasts.model import BroadcastSpec, NotFound, Principal, SpeakerRef, Targets
 from hub.broadcasts.schedule import QuietHours, ScheduleError
-from hub.broadcasts.service import BroadcastConfig, BroadcastService, NotFound
+from hub.broadcasts.service import BroadcastService
 
 __all__ = [
     "BroadcastConfig", "BroadcastService", "BroadcastSpec", "MediaError", "MediaStore",

@@ -47,6 +47,10 @@ def may_move(old: str, new: str, *, from_device: bool) -> bool:
     return state_rank(new) >= state_rank(old)
 
 
+class NotFound(KeyError):
+    """No broadcast with this id."""
+
+
 @dataclass(frozen=True, slots=True)
 class SpeakerRef:
     """A loudspeaker as the broadcast service sees it (hub.wiring builds these from the registry)."""

@@ -1,6 +1,6 @@
 """What each delivery change leaves behind: the database row, a `delivery` point (PROTOCOL §9),
 a per-occurrence progress event for the wall screen, and alerts for emergencies that did not
-reach a speaker."""
+reach a speaker; `Recorder` decides when the dispatcher's changes are recorded."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from collections import Counter
 from typing import Any
 
 from hub import metrics
-from hub.broadcasts.dispatch import Change
+from hub.broadcasts.dispatch import Change, Dispatcher
 from hub.broadcasts.model import (
     EMERGENCY_PRIORITY,
     TERMINAL_STATES,
@@ -18,12 +18,14 @@ from hub.broadcasts.model import (
 )
 from hub.broadcasts.store import BroadcastStore
 from hub.broadcasts.views import summary_of
+from hub.clock import Clock
 from hub.messages import Point
 
 UNDELIVERED = frozenset({"offline", "expired", "failed", "rejected", "preempted"})
-EVENT_CHANGES_MAX = 100
+EVENT_CHANGES_MAX = 100  # list individual speakers in a `delivery` event up to this many
 COUNTS_CACHED = 5000
-_FINAL = {state: metrics.broadcast_deliveries.labels(state=state) for state in TERMINAL_STATES}  # list individual speakers in a `delivery` event up to this many
+FLUSH_BATCH = 1000  # record device input at once when this many changes wait
+_FINAL = {state: metrics.broadcast_deliveries.labels(state=state) for state in TERMINAL_STATES}
 
 
 def undelivered_key(broadcast_id: str, device_id: str) -> str:
@@ -109,3 +111,25 @@ class Outcomes:
 # Operators read alerts in Chinese; the state names stay as in PROTOCOL §7 in the API.
 _STATE_ZH = {"failed": "播放失败", "rejected": "被拒绝", "preempted": "被抢占", "expired": "已过期",
              "offline": "离线", "missed": "错过"}
+
+
+class Recorder:
+    """The dispatcher's changes, recorded in batches: device input waits at most
+    `interval_s` (or FLUSH_BATCH changes); ticks, operator actions and reads flush first,
+    so nothing read through the service is ever stale. The caller holds the service lock."""
+
+    def __init__(self, dispatch: Dispatcher, outcomes: Outcomes, clock: Clock, interval_s: float) -> None:
+        self.dispatch = dispatch
+        self.outcomes = outcomes
+        self.clock = clock
+        self.interval_s = interval_s
+        self._last = clock.monotonic()
+
+    def flush(self) -> None:
+        self._last = self.clock.monotonic()
+        self.outcomes.record(self.dispatch.drain())
+
+    def flush_soon(self) -> None:
+        if (len(self.dispatch.changes) >= FLUSH_BATCH
+                or self.clock.monotonic() - self._last >= self.interval_s):
+            self.flush()
