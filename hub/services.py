@@ -45,6 +45,11 @@ class Services:
     lights: LightService | None = None  # street lights (hub.lights)
     started_at: float = 0.0
 
+    @property
+    def mqtt_connected(self) -> bool:
+        """Whether the hub's MQTT connection is up now (readiness, the overview)."""
+        return self.mqtt is not None and self.mqtt.connected.is_set()
+
     def publish(self, topic: str, payload: bytes, qos: int = 1, retain: bool = False,
                 properties: dict[str, str] | None = None) -> None:
         """The hub's publisher for commands (PROTOCOL §6)."""

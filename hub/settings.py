@@ -213,7 +213,7 @@ class Settings(BaseSettings):
     @field_validator("media_url_allow")
     @classmethod
     def _media_url_allow(cls, v: str) -> str:
-        from hub.broadcasts.api_models import parse_allow_list
+        from hub.broadcasts.mediaurl import parse_allow_list
 
         parse_allow_list(v)  # ValueError names the bad prefix
         return v

@@ -1,4 +1,9 @@
-"""Shared API dependencies, declared once: the services container and role checks."""
+"""Shared API dependencies, declared once: the services container, each service in it, and role checks.
+
+Routes name what they use as `Annotated` aliases (`ServicesDep`, `BroadcastsDep`, `Viewer`, …);
+a router test overrides the getter (`app.dependency_overrides[get_broadcasts] = lambda: svc`).
+A service the container lacks answers 503 naming it (role checks come first in every route).
+"""
 
 from __future__ import annotations
 
@@ -10,7 +15,15 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.datastructures import Headers
 
 from hub.auth import Principal, Role
+from hub.broadcasts.media import MediaStore
+from hub.broadcasts.mediaurl import parse_allow_list
+from hub.broadcasts.service import BroadcastService
+from hub.lights.service import LightService
+from hub.problems.service import ProblemService
+from hub.rankings.service import RankingService
+from hub.registry.store import Registry
 from hub.services import Services
+from hub.snapshots.service import SnapshotService
 
 
 def get_services(request: Request) -> Services:
@@ -18,6 +31,65 @@ def get_services(request: Request) -> Services:
 
 
 ServicesDep = Annotated[Services, Depends(get_services)]
+
+
+def _unavailable(detail: str) -> HTTPException:
+    return HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, detail)
+
+
+def get_registry(services: ServicesDep) -> Registry:
+    return services.registry
+
+
+def get_snapshots(services: ServicesDep) -> SnapshotService:
+    if services.snapshots is None:
+        raise _unavailable("camera snapshots are not available")
+    return services.snapshots  # type: ignore[no-any-return]
+
+
+def get_broadcasts(services: ServicesDep) -> BroadcastService:
+    if services.broadcasts is None:
+        raise _unavailable("broadcasts are not available")
+    return services.broadcasts  # type: ignore[no-any-return]
+
+
+def get_media(broadcasts: Annotated[BroadcastService, Depends(get_broadcasts)]) -> MediaStore:
+    if broadcasts.media is None:
+        raise _unavailable("the broadcast media store is not available")
+    return broadcasts.media
+
+
+def get_media_url_allow(services: ServicesDep) -> tuple[str, ...]:
+    """URL prefixes (VH_MEDIA_URL_ALLOW) an audio `media.url` may point at, besides the hub's own copy."""
+    return parse_allow_list(services.settings.media_url_allow)
+
+
+def get_problems(services: ServicesDep) -> ProblemService:
+    if services.problems is None:
+        raise _unavailable("the problem ledger is not running")
+    return services.problems
+
+
+def get_rankings(services: ServicesDep) -> RankingService:
+    if services.rankings is None:
+        raise _unavailable("rankings are not available")
+    return services.rankings
+
+
+def get_lights(services: ServicesDep) -> LightService:
+    if services.lights is None:
+        raise _unavailable("street lights are not available")
+    return services.lights
+
+
+RegistryDep = Annotated[Registry, Depends(get_registry)]
+SnapshotsDep = Annotated[SnapshotService, Depends(get_snapshots)]
+BroadcastsDep = Annotated[BroadcastService, Depends(get_broadcasts)]
+MediaDep = Annotated[MediaStore, Depends(get_media)]
+MediaUrlAllowDep = Annotated[tuple[str, ...], Depends(get_media_url_allow)]
+ProblemsDep = Annotated[ProblemService, Depends(get_problems)]
+RankingsDep = Annotated[RankingService, Depends(get_rankings)]
+LightsDep = Annotated[LightService, Depends(get_lights)]
 
 
 def _client_address(request: Request | WebSocket) -> str:

@@ -12,7 +12,7 @@ import pytest
 import uvicorn
 from fastapi import FastAPI
 
-from hub.api.routes.wallscreen import build_router
+from hub.api.routes.wallscreen import WallScreenFiles, router
 from tests.browser.conftest import REPO, skip_without_browser
 from tests.servers import free_port, wait_port
 
@@ -23,7 +23,8 @@ pytestmark = [pytest.mark.browser, pytest.mark.unit]
 def static_url() -> Iterator[str]:
     skip_without_browser()
     app = FastAPI()
-    app.include_router(build_router(REPO / "dashboards"))
+    app.state.wall_screen = WallScreenFiles.find(REPO / "dashboards")
+    app.include_router(router)
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
@@ -179,7 +180,8 @@ def test_history_axis_spans_24_h_or_what_the_hub_has_seen(js: Any) -> None:
 def static_url_with_boundary() -> Iterator[str]:
     skip_without_browser()
     app = FastAPI()
-    app.include_router(build_router(REPO / "dashboards", REPO / "dashboards" / "boundary.example.geojson"))
+    app.state.wall_screen = WallScreenFiles.find(REPO / "dashboards", REPO / "dashboards" / "boundary.example.geojson")
+    app.include_router(router)
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)

@@ -14,9 +14,9 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from hub.api.deps import require_operator, require_viewer
-from hub.api.routes.broadcasts import build_router
-from hub.api.routes.media import build_router as build_media_router
+from hub.api.deps import get_broadcasts, get_media_url_allow
+from hub.api.routes import broadcasts as broadcast_routes
+from hub.api.routes import media as media_routes
 from hub.broadcasts import BroadcastService, MediaStore, SpeakerRef
 from hub.clock import ManualClock
 from tests.api_auth import install_real_auth
@@ -53,8 +53,10 @@ def api(tmp_path: Path) -> Iterator[tuple[TestClient, BroadcastService, list[byt
     store, tokens = install_real_auth(app, tmp_path)
     TOKENS.clear()
     TOKENS.update(tokens)
-    app.include_router(build_router(svc, require_viewer, require_operator))
-    app.include_router(build_media_router(media, require_operator))
+    app.dependency_overrides[get_broadcasts] = lambda: svc
+    app.dependency_overrides[get_media_url_allow] = lambda: ()
+    app.include_router(broadcast_routes.router)
+    app.include_router(media_routes.router)
     with TestClient(app) as client:
         yield client, svc, sent
     svc.stop()

@@ -13,8 +13,15 @@ from hypothesis import settings
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import response_schema_conformance
 
-from hub.api.routes.broadcasts import build_router
-from hub.api.routes.media import build_router as build_media_router
+from hub.api.deps import (
+    get_broadcasts,
+    get_media,
+    get_media_url_allow,
+    require_admin,
+    require_operator,
+    require_viewer,
+)
+from hub.api.routes import broadcasts, media
 from hub.broadcasts import BroadcastService, MediaStore, Principal, SpeakerRef
 from hub.clock import ManualClock
 
@@ -30,9 +37,15 @@ def make_app() -> FastAPI:
     svc = BroadcastService(tmp / "broadcasts.db", ManualClock(),
                            lambda: [SpeakerRef("s1", "v01", "g1")], lambda _d: True,
                            lambda *_a, **_k: None)
+    store = MediaStore(tmp / "media", "http://hub.test")
     app = FastAPI()
-    app.include_router(build_router(svc, admin, admin))
-    app.include_router(build_media_router(MediaStore(tmp / "media", "http://hub.test"), admin))
+    for role in (require_viewer, require_operator, require_admin):
+        app.dependency_overrides[role] = admin
+    app.dependency_overrides[get_broadcasts] = lambda: svc
+    app.dependency_overrides[get_media] = lambda: store
+    app.dependency_overrides[get_media_url_allow] = lambda: ()
+    app.include_router(broadcasts.router)
+    app.include_router(media.router)
     return app
 
 

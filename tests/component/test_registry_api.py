@@ -10,8 +10,8 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from hub.api.deps import require_admin, require_viewer
-from hub.api.routes.registry import build_router
+from hub.api.deps import get_registry
+from hub.api.routes import registry as registry_routes
 from hub.registry import SAMPLE_TOWNSHIP, parse_township
 from hub.registry.store import Registry
 from tests.api_auth import install_real_auth
@@ -32,7 +32,8 @@ def api(tmp_path: Path) -> Iterator[tuple[TestClient, Registry]]:
     store, tokens = install_real_auth(app, tmp_path)
     TOKENS.clear()
     TOKENS.update(tokens)
-    app.include_router(build_router(registry, require_viewer, require_admin, store.audit))
+    app.dependency_overrides[get_registry] = lambda: registry
+    app.include_router(registry_routes.router)
     with TestClient(app) as client:
         yield client, registry
     registry.close()

@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from hub.api.redact import redact_stream_url, redact_urls
-from hub.broadcasts.api_models import media_url_error, parse_allow_list
+from hub.broadcasts.mediaurl import media_url_error, parse_allow_list
 from hub.csvsafe import escape_cell, unescape_cell
 
 pytestmark = pytest.mark.unit

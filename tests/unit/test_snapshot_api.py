@@ -12,8 +12,8 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from hub.api.deps import require_operator, require_viewer
-from hub.api.routes.snapshots import build_router
+from hub.api.deps import get_snapshots
+from hub.api.routes import snapshots
 from hub.clock import ManualClock
 from hub.snapshots.config import SnapshotConfig
 from hub.snapshots.service import SnapshotService
@@ -45,7 +45,8 @@ def setup(tmp_path: Path) -> Iterator[tuple[TestClient, SnapshotService, Recorde
     VIEWER.update(bearer(tokens["viewer"]))
     OPERATOR.clear()
     OPERATOR.update(bearer(tokens["operator"]))
-    app.include_router(build_router(svc, require_viewer, require_operator))
+    app.dependency_overrides[get_snapshots] = lambda: svc
+    app.include_router(snapshots.router)
     with TestClient(app) as client:
         yield client, svc, rec, clock
     svc.stop()

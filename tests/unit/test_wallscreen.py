@@ -11,8 +11,9 @@ from fastapi.testclient import TestClient
 
 from hub.api.routes.wallscreen import (
     VENDOR_FILES,
-    build_router,
+    WallScreenFiles,
     content_security_policy,
+    router,
     safe_child,
 )
 
@@ -23,7 +24,8 @@ DASHBOARDS = Path(__file__).resolve().parents[2] / "dashboards"
 
 def client_for(dashboards: Path, boundary: Path | None = None) -> TestClient:
     app = FastAPI()
-    app.include_router(build_router(dashboards, boundary))
+    app.state.wall_screen = WallScreenFiles.find(dashboards, boundary)
+    app.include_router(router)
     return TestClient(app)
 
 

@@ -6,13 +6,13 @@ media carries url and sha256), and a hash names only a file someone uploaded on 
 
 from __future__ import annotations
 
-from typing import Any
-
-from fastapi import APIRouter, Depends, File, HTTPException, UploadFile, status
+from fastapi import APIRouter, File, HTTPException, UploadFile, status
 from fastapi.responses import FileResponse
 
-from hub.api.routes.broadcasts import unprocessable
-from hub.broadcasts.api_models import MediaOut, TtsIn
+from hub.api.deps import MediaDep, Operator
+from hub.api.errors import unprocessable
+from hub.api.schemas.broadcasts import MediaOut, TtsIn
+from hub.broadcasts.device_input import count_rejection
 from hub.broadcasts.media import MediaError, MediaInfo, MediaStore
 from hub.messages import Rejection
 
@@ -27,8 +27,6 @@ def _out(store: MediaStore, info: MediaInfo) -> MediaOut:
 
 
 def _refuse(exc: MediaError, who: str) -> Exception:
-    from hub.broadcasts.service import count_rejection
-
     count_rejection(Rejection("api", f"media_{exc.reason}", who, str(exc)))
     code = _STATUS.get(exc.reason, status.HTTP_422_UNPROCESSABLE_CONTENT)
     if code == status.HTTP_422_UNPROCESSABLE_CONTENT:
@@ -36,41 +34,39 @@ def _refuse(exc: MediaError, who: str) -> Exception:
     return HTTPException(code, f"{exc.field}: {exc}")
 
 
-def build_router(store: MediaStore, operator: Any) -> APIRouter:
-    """`operator`: a dependency returning a principal with `.name` (uploads, TTS)."""
-    router = APIRouter(tags=["media"])
-    Operator = Depends(operator)
+router = APIRouter(tags=["media"])
 
-    @router.post("/api/v1/media", status_code=201, response_model=MediaOut,
-                 summary="Upload an audio file for broadcasts (MP3, WAV, Ogg, FLAC, MP4/AAC)",
-                 responses={413: {"description": "larger than the upload limit"},
-                            415: {"description": "not a recognised audio file"}})
-    def upload(file: UploadFile = File(...), who: Any = Operator) -> MediaOut:
-        data = file.file.read(store.max_bytes + 1)
-        try:
-            info = store.add(data, file.filename or "")
-        except MediaError as exc:
-            raise _refuse(exc, who.name) from None
-        return _out(store, info)
 
-    @router.post("/api/v1/media/tts", status_code=201, response_model=MediaOut,
-                 summary="Synthesise speech on the hub (espeak-ng) for speakers that cannot",
-                 responses={501: {"description": "espeak-ng is not installed on the hub"}})
-    def tts(body: TtsIn, who: Any = Operator) -> MediaOut:
-        try:
-            return _out(store, store.tts(body.text, body.lang))
-        except MediaError as exc:
-            raise _refuse(exc, who.name) from None
+@router.post("/api/v1/media", status_code=201, response_model=MediaOut,
+             summary="Upload an audio file for broadcasts (MP3, WAV, Ogg, FLAC, MP4/AAC)",
+             responses={413: {"description": "larger than the upload limit"},
+                        415: {"description": "not a recognised audio file"}})
+def upload(who: Operator, store: MediaDep, file: UploadFile = File(...)) -> MediaOut:
+    data = file.file.read(store.max_bytes + 1)
+    try:
+        info = store.add(data, file.filename or "")
+    except MediaError as exc:
+        raise _refuse(exc, who.name) from None
+    return _out(store, info)
 
-    @router.get("/media/{sha256}", summary="An uploaded audio file, by its sha256",
-                response_class=FileResponse, responses={404: {"description": "no such file"}})
-    def get_media(sha256: str) -> FileResponse:
-        info = store.get(sha256)
-        path = store.path(sha256)
-        if info is None or path is None:
-            raise HTTPException(404, f"no media {sha256[:80]}")
-        return FileResponse(path, media_type=info.content_type,
-                            headers={"Cache-Control": "public, max-age=31536000, immutable",
-                                     "ETag": f'"{sha256}"'})
 
-    return router
+@router.post("/api/v1/media/tts", status_code=201, response_model=MediaOut,
+             summary="Synthesise speech on the hub (espeak-ng) for speakers that cannot",
+             responses={501: {"description": "espeak-ng is not installed on the hub"}})
+def tts(body: TtsIn, who: Operator, store: MediaDep) -> MediaOut:
+    try:
+        return _out(store, store.tts(body.text, body.lang))
+    except MediaError as exc:
+        raise _refuse(exc, who.name) from None
+
+
+@router.get("/media/{sha256}", summary="An uploaded audio file, by its sha256",
+            response_class=FileResponse, responses={404: {"description": "no such file"}})
+def get_media(sha256: str, store: MediaDep) -> FileResponse:
+    info = store.get(sha256)
+    path = store.path(sha256)
+    if info is None or path is None:
+        raise HTTPException(404, f"no media {sha256[:80]}")
+    return FileResponse(path, media_type=info.content_type,
+                        headers={"Cache-Control": "public, max-age=31536000, immutable",
+                                 "ETag": f'"{sha256}"'})

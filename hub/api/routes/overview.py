@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import logging
 import threading
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Depends, Query, Request
 
 from hub.api.deps import ServicesDep, Viewer
 from hub.services import Services
@@ -47,7 +47,7 @@ def compute_overview(services: Services) -> dict[str, Any]:
                           "today": _today_count(services)}
         except Exception:  # the overview must answer even if a broadcast record is odd
             log.exception("broadcast overview failed")
-    mqtt_ok = bool(services.mqtt and services.mqtt.connected.is_set())
+    mqtt_ok = services.mqtt_connected
     return {
         "township": services.settings.township_name,
         "ts": services.clock.now(),
@@ -85,17 +85,20 @@ class OverviewCache:
         return value
 
 
-def build_router() -> APIRouter:
-    router = APIRouter(prefix="/api/v1", tags=["overview"])
-    cache = OverviewCache()
+def overview_cache(request: Request) -> OverviewCache:
+    """The app's cache (made by `create_app`: one per app, as one per services container)."""
+    return request.app.state.overview_cache  # type: ignore[no-any-return]
 
-    @router.get("/overview", summary="Counts online/offline by kind and village, open alerts, broadcasts")
-    def overview(services: ServicesDep, _: Viewer) -> dict[str, Any]:
-        return cache.get(services)
 
-    @router.get("/stats/history", summary="Per-minute fleet history for the wall screen's 24 h charts")
-    def history(services: ServicesDep, _: Viewer, hours: float = Query(24, gt=0, le=24)) -> dict[str, Any]:
-        since = services.clock.now() - hours * 3600
-        return {"every": 60, "points": services.live.history(since)}
+router = APIRouter(prefix="/api/v1", tags=["overview"])
 
-    return router
+
+@router.get("/overview", summary="Counts online/offline by kind and village, open alerts, broadcasts")
+def overview(services: ServicesDep, _: Viewer, cache: Annotated[OverviewCache, Depends(overview_cache)]) -> dict[str, Any]:
+    return cache.get(services)
+
+
+@router.get("/stats/history", summary="Per-minute fleet history for the wall screen's 24 h charts")
+def history(services: ServicesDep, _: Viewer, hours: float = Query(24, gt=0, le=24)) -> dict[str, Any]:
+    since = services.clock.now() - hours * 3600
+    return {"every": 60, "points": services.live.history(since)}

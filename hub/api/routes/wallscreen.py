@@ -1,9 +1,11 @@
 """The wall screen 一屏知全域: static page, its ES modules and the npm-installed chart library.
 
 Served without authentication (it is only static files; every data call the page makes
-goes to `/api/v1` with the operator's token). Nothing comes from a CDN: the chart
-library is read from `dashboards/node_modules`, installed by `npm ci` at setup time.
-When it is missing the vendor routes answer 503 and the page says what to run.
+goes to `/api/v1` with the operator's token). Where the files are (`WallScreenFiles`: the
+dashboards directory, the township boundary) is set once per app in `app.state.wall_screen`.
+Nothing comes from a CDN: the chart library is read from `dashboards/node_modules`, installed
+by `npm ci` at setup time. When it is missing the vendor routes answer 503 and the page says
+what to run.
 
 Every response carries `security_headers()`: a Content-Security-Policy that lets the page run
 only its own files (no inline script, no eval, no plugins, no framing, data only from this hub
@@ -22,10 +24,11 @@ from __future__ import annotations
 
 import logging
 import re
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Final
+from typing import Annotated, Final
 
-from fastapi import APIRouter, HTTPException, Request
+from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import FileResponse, HTMLResponse, Response
 
 log = logging.getLogger(__name__)
@@ -135,73 +138,98 @@ def find_dashboards_dir(preferred: Path) -> Path:
     return preferred
 
 
-def build_router(dashboards_dir: Path, boundary_geojson: Path | None = None) -> APIRouter:
-    """Routes for the wall screen, reading files from `dashboards_dir` on every request.
+@dataclass
+class WallScreenFiles:
+    """Where the wall screen's files are: made once per app (`create_app` puts it in
+    `app.state.wall_screen`), read by the routes on every request."""
 
-    `boundary_geojson`: the township boundary to draw on the map; when None,
-    `dashboards_dir/boundary.geojson` is used if it exists.
-    """
-    found = find_dashboards_dir(dashboards_dir)
-    if found != dashboards_dir:
-        log.info("wall screen: %s has no wall/; serving %s", dashboards_dir, found)
-    elif not (found / "wall" / "index.html").is_file():
-        log.warning("wall screen: no wall/index.html under %s; / will answer 404", found)
-    dashboards_dir = found
-    wall_dir = dashboards_dir / "wall"
-    node_modules = dashboards_dir / "node_modules"
-    boundary = boundary_geojson or dashboards_dir / "boundary.geojson"
-    router = APIRouter(tags=["wall screen"])
-    warned: set[str] = set()
+    dashboards_dir: Path
+    boundary: Path  # the township boundary to draw on the map (404 while the file is missing)
+    warned: set[str] = field(default_factory=set)  # vendor files already logged as missing
 
-    def page(request: Request) -> Response:
-        index = wall_dir / "index.html"
-        if not index.is_file():
-            raise HTTPException(404, f"wall screen not found at {index}")
-        return FileResponse(index, media_type=MEDIA_TYPES[".html"],
-                            headers={**NO_CACHE, **security_headers(request)})
+    @property
+    def wall_dir(self) -> Path:
+        return self.dashboards_dir / "wall"
 
-    @router.get("/", include_in_schema=False)
-    def wall_screen(request: Request) -> Response:
-        return page(request)
+    @property
+    def node_modules(self) -> Path:
+        return self.dashboards_dir / "node_modules"
 
-    @router.get("/wall/", include_in_schema=False)
-    def wall_screen_alias(request: Request) -> Response:
-        return page(request)
+    @classmethod
+    def find(cls, dashboards_dir: Path, boundary_geojson: Path | None = None) -> WallScreenFiles:
+        """The files under `dashboards_dir` (or where `find_dashboards_dir` finds them).
 
-    @router.get("/wall/boundary.geojson", include_in_schema=False)
-    def wall_boundary(request: Request) -> Response:
-        if not boundary.is_file():
-            raise HTTPException(404, "no township boundary configured")
-        return FileResponse(boundary, media_type=MEDIA_TYPES[".geojson"],
-                            headers={**NO_CACHE, **security_headers(request)})
+        `boundary_geojson`: the township boundary; when None, `dashboards_dir/boundary.geojson`.
+        """
+        found = find_dashboards_dir(dashboards_dir)
+        if found != dashboards_dir:
+            log.info("wall screen: %s has no wall/; serving %s", dashboards_dir, found)
+        elif not (found / "wall" / "index.html").is_file():
+            log.warning("wall screen: no wall/index.html under %s; / will answer 404", found)
+        return cls(found, boundary_geojson or found / "boundary.geojson")
 
-    @router.get("/wall/{path:path}", include_in_schema=False)
-    def wall_file(path: str, request: Request) -> Response:
-        found = safe_child(wall_dir, path)
-        if found is None:
-            raise HTTPException(404, "not found")
-        return FileResponse(found, media_type=media_type_for(found),
-                            headers={**NO_CACHE, **security_headers(request)})
 
-    @router.get("/vendor/{name}", include_in_schema=False)
-    def vendor_file(name: str, request: Request) -> Response:
-        relative = VENDOR_FILES.get(name)
-        if relative is None:
-            raise HTTPException(404, "not a vendored file")
-        found = safe_child(node_modules, relative)
-        if found is None:
-            if name not in warned:
-                warned.add(name)
-                log.warning(
-                    "wall screen: %s missing from %s; run `npm ci` in %s",
-                    name, node_modules, dashboards_dir,
-                )
-            body = MISSING_VENDOR_PAGE.format(
-                name=name, node_modules=node_modules, dashboards=dashboards_dir
+def wall_screen_files(request: Request) -> WallScreenFiles:
+    return request.app.state.wall_screen  # type: ignore[no-any-return]
+
+
+WallFiles = Annotated[WallScreenFiles, Depends(wall_screen_files)]
+
+router = APIRouter(tags=["wall screen"])
+
+
+def _page(files: WallScreenFiles, request: Request) -> Response:
+    index = files.wall_dir / "index.html"
+    if not index.is_file():
+        raise HTTPException(404, f"wall screen not found at {index}")
+    return FileResponse(index, media_type=MEDIA_TYPES[".html"],
+                        headers={**NO_CACHE, **security_headers(request)})
+
+
+@router.get("/", include_in_schema=False)
+def wall_screen(request: Request, files: WallFiles) -> Response:
+    return _page(files, request)
+
+
+@router.get("/wall/", include_in_schema=False)
+def wall_screen_alias(request: Request, files: WallFiles) -> Response:
+    return _page(files, request)
+
+
+@router.get("/wall/boundary.geojson", include_in_schema=False)
+def wall_boundary(request: Request, files: WallFiles) -> Response:
+    if not files.boundary.is_file():
+        raise HTTPException(404, "no township boundary configured")
+    return FileResponse(files.boundary, media_type=MEDIA_TYPES[".geojson"],
+                        headers={**NO_CACHE, **security_headers(request)})
+
+
+@router.get("/wall/{path:path}", include_in_schema=False)
+def wall_file(path: str, request: Request, files: WallFiles) -> Response:
+    found = safe_child(files.wall_dir, path)
+    if found is None:
+        raise HTTPException(404, "not found")
+    return FileResponse(found, media_type=media_type_for(found),
+                        headers={**NO_CACHE, **security_headers(request)})
+
+
+@router.get("/vendor/{name}", include_in_schema=False)
+def vendor_file(name: str, request: Request, files: WallFiles) -> Response:
+    relative = VENDOR_FILES.get(name)
+    if relative is None:
+        raise HTTPException(404, "not a vendored file")
+    found = safe_child(files.node_modules, relative)
+    if found is None:
+        if name not in files.warned:
+            files.warned.add(name)
+            log.warning(
+                "wall screen: %s missing from %s; run `npm ci` in %s",
+                name, files.node_modules, files.dashboards_dir,
             )
-            return HTMLResponse(body, status_code=503, headers={"Retry-After": "60",
-                                                                **security_headers(request, style_elements=True)})
-        return FileResponse(found, media_type=media_type_for(found),
-                            headers={**VENDOR_CACHE, **security_headers(request)})
-
-    return router
+        body = MISSING_VENDOR_PAGE.format(
+            name=name, node_modules=files.node_modules, dashboards=files.dashboards_dir
+        )
+        return HTMLResponse(body, status_code=503, headers={"Retry-After": "60",
+                                                            **security_headers(request, style_elements=True)})
+    return FileResponse(found, media_type=media_type_for(found),
+                        headers={**VENDOR_CACHE, **security_headers(request)})
