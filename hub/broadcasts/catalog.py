@@ -4,7 +4,7 @@ id, parsed from the store once and cached."""
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from hub.broadcasts.model import BroadcastSpec, Delivery, NotFound, spec_from_dict
@@ -21,11 +21,11 @@ class Loaded:
     title: str
 
 
+@dataclass
 class Catalog:
-    def __init__(self, store: BroadcastStore, default_tz: str) -> None:
-        self.store = store
-        self.default_tz = default_tz
-        self._loaded: dict[str, Loaded] = {}
+    store: BroadcastStore
+    default_tz: str
+    _loaded: dict[str, Loaded] = field(default_factory=dict, init=False)
 
     def load(self, bid: str) -> Loaded:
         """Raises NotFound for an unknown id."""

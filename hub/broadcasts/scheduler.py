@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import threading
 import uuid
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from hub import metrics
@@ -44,32 +44,30 @@ log = logging.getLogger(__name__)
 MAX_FIRES_PER_TICK = 1000
 
 
+@dataclass(kw_only=True)
 class Scheduler:
-    def __init__(
-        self, *, store: BroadcastStore, catalog: Catalog, dispatch: Dispatcher, outcomes: Outcomes,
-        recorder: Recorder, clock: Clock, config: BroadcastConfig, list_speakers: ListSpeakers,
-        media: MediaStore | None, lock: threading.RLock,
-    ) -> None:
-        self.store = store
-        self.catalog = catalog
-        self.dispatch = dispatch
-        self.outcomes = outcomes
-        self.recorder = recorder
-        self.clock = clock
-        self.config = config
-        self.list_speakers = list_speakers
-        self.media = media
-        self._lock = lock
-        self._zone = zone_of(config.tz)
-        self._next: dict[str, float] = {}
-        self._village_qh: dict[str, QuietHours] = {}
-        self._wake = threading.Event()
-        self._stopping = threading.Event()
-        self._thread: threading.Thread | None = None
+    store: BroadcastStore
+    catalog: Catalog
+    dispatch: Dispatcher
+    outcomes: Outcomes
+    recorder: Recorder
+    clock: Clock
+    config: BroadcastConfig
+    list_speakers: ListSpeakers
+    media: MediaStore | None
+    lock: threading.RLock
+    _next: dict[str, float] = field(default_factory=dict, init=False)
+    _village_qh: dict[str, QuietHours] = field(default_factory=dict, init=False)
+    _wake: threading.Event = field(default_factory=threading.Event, init=False)
+    _stopping: threading.Event = field(default_factory=threading.Event, init=False)
+    _thread: threading.Thread | None = field(default=None, init=False)
+
+    def __post_init__(self) -> None:
+        self._zone = zone_of(self.config.tz)
 
     def reload(self) -> None:
         """The timetable and the villages' quiet hours from the store."""
-        with self._lock:
+        with self.lock:
             self._next = {r["id"]: r["next_at"] for r in self.store.active_broadcasts()
                           if r["next_at"] is not None}
             self._village_qh = {v: QuietHours.parse(a, b) for v, (a, b)
@@ -77,7 +75,7 @@ class Scheduler:
 
     def timetable(self) -> dict[str, float]:
         """broadcast id → its next occurrence (a copy)."""
-        with self._lock:
+        with self.lock:
             return dict(self._next)
 
     # --- the thread ------------------------------------------------------------------
@@ -113,7 +111,7 @@ class Scheduler:
     # --- firing ----------------------------------------------------------------------
     def tick(self, now: float | None = None) -> None:
         now = self.clock.now() if now is None else now
-        with self._lock:
+        with self.lock:
             for _ in range(MAX_FIRES_PER_TICK):
                 dues = due(self._next, now, self.config.grace_s)
                 if not dues:
@@ -192,7 +190,7 @@ class Scheduler:
             spec = self.media.resolve_spec(spec)
         stored_spec = replace(spec, start=rec.dtstart.isoformat())
         bid = uuid.uuid4().hex[:16]
-        with self._lock:
+        with self.lock:
             self.store.insert_broadcast(id=bid, title=spec.title, priority=spec.priority,
                                         spec=spec_to_dict(stored_spec), created_at=now,
                                         created_by=actor, next_at=first)
@@ -207,7 +205,7 @@ class Scheduler:
     def cancel(self, bid: str, actor: str) -> bool:
         """Drop future occurrences, stop it where it plays. False when already cancelled."""
         now = self.clock.now()
-        with self._lock:
+        with self.lock:
             if self.store.get_broadcast(bid) is None:
                 raise NotFound(bid)
             mine = [d for d in self.dispatch.open.values() if d.broadcast_id == bid]
@@ -231,7 +229,7 @@ class Scheduler:
 
     def set_quiet_hours(self, village: str, start: str, end: str, actor: str) -> None:
         qh = QuietHours.parse(start, end)
-        with self._lock:
+        with self.lock:
             self.store.set_quiet_hours(village, qh.start.strftime("%H:%M"), qh.end.strftime("%H:%M"))
             self.store.audit(self.clock.now(), actor, "quiet_hours", None, f"{village} {start}-{end}")
             self._village_qh[village] = qh
