@@ -51,7 +51,8 @@ from paho.mqtt.enums import CallbackAPIVersion
 from bench.broadcast_link import BroadcastLink
 from bench.common import BROKER_CONFIG
 from bench.report import _fig
-from hub.api.routes.broadcasts import build_router
+from hub.api import deps
+from hub.api.routes.broadcasts import router as broadcasts_router
 from hub.broadcasts import (
     BroadcastConfig,
     BroadcastService,
@@ -197,6 +198,10 @@ def _run_size(n: int, rounds: int, clients: int, publisher: str, pool_size: int,
 
     def collect(timeout: float = 60.0) -> list[float]:
         parent.send((n, timeout))
+        # the speakers answer within `timeout`; never wait forever on a dead child
+        if not parent.poll(timeout + 30):
+            raise TimeoutError(f"the speakers' process did not answer within {timeout + 30:.0f} s "
+                               f"(alive: {proc.is_alive()})")
         got: list[float] = parent.recv()
         return got
 
@@ -221,7 +226,10 @@ def _run_size(n: int, rounds: int, clients: int, publisher: str, pool_size: int,
     link.start()
     svc.start()
     app = FastAPI()
-    app.include_router(build_router(svc, admin, admin))
+    app.include_router(broadcasts_router)
+    app.dependency_overrides.update({
+        deps.get_broadcasts: lambda: svc, deps.get_media_url_allow: lambda: (),
+        deps.require_viewer: admin, deps.require_operator: admin, deps.require_admin: admin})
     server, http_port = serve(app)
     # Baseline: a plain paho client publishing n QoS 1 messages of the play's size, and
     # receiving the speakers' first ack of each.

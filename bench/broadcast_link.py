@@ -2,14 +2,17 @@
 
 In the hub the hub's MQTT client, ingest pipeline and presence service do this job; here
 one paho client publishes commands, follows `…/status` (presence) and `…/ack`, and hands
-them to the service from a worker thread (the paho network thread only enqueues).
+them to the service from a worker thread. The paho network thread only appends to a list
+(a wake-up only when the worker sleeps); the worker takes everything received so far in one
+go. MQTT 3.1.1 by default (no `Properties` object per received message; `protocol=5` for
+commands with user properties).
 """
 
 from __future__ import annotations
 
 import logging
-import queue
 import threading
+from collections import deque
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -26,19 +29,22 @@ log = logging.getLogger(__name__)
 
 class BroadcastLink:
     def __init__(self, url: str, clock: Clock, *, root: str = "vhub/v1",
-                 client_id: str = "villagehub-broadcasts", max_inflight: int = 1000) -> None:
+                 client_id: str = "villagehub-broadcasts", max_inflight: int = 1000,
+                 protocol: int = 311) -> None:
         parts = urlsplit(url)
         self.host, self.port = parts.hostname or "127.0.0.1", parts.port or 1883
         self.topics = Topics(root)
         self.clock = clock
         self.online: dict[str, bool] = {}
         self.service: Any = None  # a BroadcastService, set by attach()
-        self._inbox: queue.Queue[tuple[str, str, bytes, float] | threading.Event | None] = (
-            queue.Queue())
+        # appended by the network thread, taken whole by the worker (deque: thread-safe ends)
+        self._inbox: deque[tuple[str, str, bytes, float] | threading.Event | None] = deque()
+        self._wake = threading.Event()
         self._connected = threading.Event()
         self._worker: threading.Thread | None = None
+        self.v5 = protocol == 5
         self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id,
-                                  protocol=mqtt.MQTTv5)
+                                  protocol=mqtt.MQTTv5 if self.v5 else mqtt.MQTTv311)
         self.client.max_inflight_messages_set(max_inflight)
         self.client.max_queued_messages_set(0)
         if parts.username:
@@ -56,6 +62,8 @@ class BroadcastLink:
                 properties: dict[str, str] | None = None) -> None:
         props = None
         if properties:
+            if not self.v5:
+                raise ValueError("user properties need protocol=5")
             props = Properties(PacketTypes.PUBLISH)
             props.UserProperty = list(properties.items())
         self.client.publish(topic, payload, qos=qos, retain=retain, properties=props)
@@ -71,14 +79,14 @@ class BroadcastLink:
     def stop(self) -> None:
         self.client.disconnect()
         self.client.loop_stop()
-        self._inbox.put(None)
+        self._put(None)
         if self._worker is not None:
             self._worker.join(5)
 
     def drain(self, timeout: float = 5.0) -> None:
         """Wait until everything received so far has been handed to the service."""
         done = threading.Event()
-        self._inbox.put(done)
+        self._put(done)
         done.wait(timeout)
 
     def _on_connect(self, client: mqtt.Client, _u: Any, _f: Any, rc: Any, _p: Any = None) -> None:
@@ -92,25 +100,36 @@ class BroadcastLink:
     def _on_message(self, _c: mqtt.Client, _u: Any, msg: mqtt.MQTTMessage) -> None:
         t = self.topics.parse(msg.topic)
         if t is not None:
-            self._inbox.put((t.device_id, t.channel, bytes(msg.payload), self.clock.now()))
+            self._put((t.device_id, t.channel, bytes(msg.payload), self.clock.now()))
+
+    def _put(self, item: tuple[str, str, bytes, float] | threading.Event | None) -> None:
+        self._inbox.append(item)
+        if not self._wake.is_set():  # the worker clears it before taking: nothing is missed
+            self._wake.set()
 
     def _work(self) -> None:
+        inbox = self._inbox
         while True:
-            item = self._inbox.get()
-            if item is None:
-                return
-            if isinstance(item, threading.Event):
-                item.set()
-                continue
-            device_id, channel, payload, at = item
-            try:
-                if channel == "status":
-                    online = payload == b"online"
-                    was = self.online.get(device_id)
-                    self.online[device_id] = online
-                    if self.service is not None and was is not online:
-                        self.service.on_presence(device_id, online, at)
-                elif channel == "ack" and self.service is not None:
-                    self.service.on_ack(device_id, payload, at)
-            except Exception:
-                log.exception("broadcast link: %s from %s failed", channel, device_id)
+            self._wake.wait()
+            self._wake.clear()
+            while inbox:
+                item = inbox.popleft()
+                if item is None:
+                    return
+                if isinstance(item, threading.Event):
+                    item.set()
+                    continue
+                self._handle(*item)
+
+    def _handle(self, device_id: str, channel: str, payload: bytes, at: float) -> None:
+        try:
+            if channel == "status":
+                online = payload == b"online"
+                was = self.online.get(device_id)
+                self.online[device_id] = online
+                if self.service is not None and was is not online:
+                    self.service.on_presence(device_id, online, at)
+            elif channel == "ack" and self.service is not None:
+                self.service.on_ack(device_id, payload, at)
+        except Exception:
+            log.exception("broadcast link: %s from %s failed", channel, device_id)

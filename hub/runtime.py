@@ -22,6 +22,7 @@ from hub.alerts import AlertBook
 from hub.auth import TokenStore
 from hub.clock import Clock, SystemClock
 from hub.eventbus import EventBus
+from hub.ingest.hubrx import HubReceiver, lean_channels
 from hub.ingest.pipeline import Ingest, IngestWorker
 from hub.livestate import HISTORY_EVERY_S, LiveState
 from hub.messages import InboundMessage
@@ -69,6 +70,7 @@ class Hub:
     ingest: Ingest
     workers: list[IngestWorker] = field(default_factory=list)
     pool: Any = None  # hub.ingest.workers.IngestWorkerPool when VH_INGEST_WORKERS > 0
+    receiver: Any = None  # hub.ingest.hubrx.HubReceiver: heartbeat + ack off paho (0 workers, mqtt://)
     accepting: threading.Event = field(default_factory=threading.Event)
     _tasks: list[asyncio.Task[Any]] = field(default_factory=list)
 
@@ -142,13 +144,15 @@ def start_hub(services: Services) -> Hub:
         svc = getattr(services, name)
         if svc is not None and hasattr(svc, "start"):
             svc.start()
-    channels = [ch for ch in INBOUND_CHANNELS if not (s.ingest_workers and ch == "heartbeat")]
+    lean = lean_channels(s)
+    channels = [ch for ch in INBOUND_CHANNELS if not (s.ingest_workers and ch == "heartbeat") and ch not in lean]
     subs = [(services.topics.inbound_filter(ch), 1) for ch in channels]
     client = HubMqttClient(
         MqttOptions(s.mqtt, s.mqtt_client_id, s.mqtt_protocol, s.mqtt_session_expiry_s,
                     ca_file=str(s.mqtt_ca_file) if s.mqtt_ca_file else None),
         services.topics, inbox, subs, clock=services.clock,
         on_connection_change=lambda up: services.bus.publish("health", {"mqtt": up}),
+        unsubscriptions=[services.topics.inbound_filter(ch) for ch in INBOUND_CHANNELS],
     )
     services.mqtt = client
     n_cmd = s.mqtt_command_clients if s.mqtt_command_clients is not None else (0 if s.mqtt.tls else 2)
@@ -169,6 +173,9 @@ def start_hub(services: Services) -> Hub:
 
         hub.pool = IngestWorkerPool(services, ingest, s.ingest_workers)
         hub.pool.start()
+    if lean:
+        hub.receiver = HubReceiver(services, ingest, lean)
+        hub.receiver.start()
     client.start()
     services.started_at = services.clock.now()
     return hub
@@ -178,10 +185,14 @@ def stop_hub(hub: Hub) -> None:
     """Graceful stop: stop taking messages, drain and acknowledge what was taken, flush, disconnect."""
     s = hub.services
     hub.accepting.clear()
+    if hub.receiver is not None:
+        hub.receiver.stop_taking()
     if hub.pool is not None:
         hub.pool.stop()
     for w in hub.workers:
         w.stop(DRAIN_TIMEOUT_S)
+    if hub.receiver is not None:
+        hub.receiver.stop(DRAIN_TIMEOUT_S)
     for name in ("lights", "problems", "broadcasts", "snapshots"):
         svc = getattr(s, name)
         if svc is not None and hasattr(svc, "stop"):

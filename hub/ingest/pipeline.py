@@ -39,9 +39,12 @@ _HB_SKEW = metrics.clock_skew.labels(kind="heartbeat")
 class Ingest:
     """Turns messages into points and state. Thread-safe; used by every ingest worker."""
 
-    def __init__(self, services: Services) -> None:
+    def __init__(self, services: Services, *, defer_registration: bool = True) -> None:
         self.s = services
         self.rejections = RejectionLog()
+        # Recording a device that publishes unregistered is an SQLite write: done off the hot
+        # path (`Registrar`) in the hub process; a worker process's registry is a local dict.
+        self._registrar = Registrar(services.registry) if defer_registration else None
         # (device, kind) → (the registry's Device it was built from, tags, heartbeat line head)
         self._series: dict[tuple[str, str], tuple[object, dict[str, str], str]] = {}
         # In the hub process heartbeats update the live state at once; an ingest worker
@@ -59,7 +62,10 @@ class Ingest:
     def tags(self, device_id: str, kind: str | None) -> dict[str, str]:
         dev = self.s.registry.get(device_id)
         if dev is None and kind in DEVICE_KINDS:
-            dev = self.s.registry.note_unregistered(device_id, kind)  # type: ignore[arg-type]
+            if self._registrar is not None:
+                self._registrar.note(device_id, kind)  # the tags below are those it will have
+            else:
+                dev = self.s.registry.note_unregistered(device_id, kind)  # type: ignore[arg-type]
         if dev is None:
             tags = {"device": device_id, "village": "", "village_group": ""}
         else:
@@ -115,11 +121,14 @@ class Ingest:
         self.heartbeat_sink(result, lines, tags)
 
     def apply_heartbeat(self, hb: Heartbeat, lines: list[str], tags: dict[str, str] | None = None) -> None:
-        """The live-state side of a heartbeat: seq gaps, presence, the speaker's state."""
+        """The live-state side of a heartbeat: seq gaps, presence, the speaker's state. `tags`
+        (the heartbeat's series) are looked up here only when a presence point needs them."""
         outcome = self.s.live.on_heartbeat(hb)
         if outcome.lost:
             metrics.heartbeats_lost.inc(outcome.lost)
         if outcome.transition:
+            if tags is None:
+                tags = self.heartbeat_series(hb.device_id, hb.kind)[0]
             self.on_transition(outcome.transition, lines, tags)
         if self.s.broadcasts is not None and hb.kind == "speaker":
             self.s.broadcasts.on_speaker_heartbeat(
@@ -223,6 +232,44 @@ class Ingest:
 
 
 _EVENT_LABELS = {"tamper": "防拆报警", "fault": "设备故障", "power_loss": "断电"}
+
+
+class Registrar:
+    """Records devices that publish without being registered (`Registry.note_unregistered`, one
+    SQLite write each) on its own thread, so first-seen devices (10,000 after a broker restart)
+    do not stall ingestion. Until then the registry has no entry: the tags used meanwhile are
+    the ones the entry will give (no village, no group, the heartbeat's kind)."""
+
+    def __init__(self, registry: Any) -> None:
+        self.registry = registry
+        self._pending: dict[str, str] = {}  # device → kind, until written
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def note(self, device_id: str, kind: str) -> None:
+        with self._lock:
+            if device_id in self._pending:
+                return
+            self._pending[device_id] = kind
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="ingest-registrar", daemon=True)
+                self._thread.start()
+        self._wake.set()
+
+    def _run(self) -> None:
+        while True:
+            self._wake.wait()
+            self._wake.clear()
+            with self._lock:
+                todo = list(self._pending.items())
+            for device_id, kind in todo:
+                try:
+                    self.registry.note_unregistered(device_id, kind)
+                except Exception:  # invalid id, registry closed at shutdown: noted again next time
+                    log.debug("could not record unregistered device %s", device_id, exc_info=True)
+                with self._lock:
+                    self._pending.pop(device_id, None)
 
 
 class IngestWorker:

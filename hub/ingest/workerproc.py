@@ -114,7 +114,7 @@ def run(conn: Connection, index: int) -> None:
     registry = WorkerRegistry()
     services = SimpleNamespace(settings=SimpleNamespace(clock_skew_s=cfg.clock_skew_s), registry=registry,
                                clock=clock, writer=writer, live=None, broadcasts=None, snapshots=None)
-    ingest = Ingest(cast(Any, services))
+    ingest = Ingest(cast(Any, services), defer_registration=False)  # its registry is a local dict
     outbox: list[Forwarded] = []
     outbox_lock = threading.Lock()
 

@@ -273,10 +273,13 @@ class IngestWorkerPool:
     def _apply(self, heartbeats: list[Forwarded], deltas: list[MetricDelta]) -> None:
         lines: list[str] = []
         ingest = self.ingest
+        known = self.services.registry.get
+        apply = ingest.apply_heartbeat
         with self._apply_lock:  # one worker's batch at a time: presence transitions stay ordered
             for f in heartbeats:
-                tags, _ = ingest.heartbeat_series(f[0], f[1])  # registers an unregistered device here
-                ingest.apply_heartbeat(heartbeat_of(f), lines, tags)
+                if known(f[0]) is None:
+                    ingest.tags(f[0], f[1])  # records the unregistered device (off this thread)
+                apply(heartbeat_of(f), lines)  # tags looked up only for a presence point
         if lines:
             self.services.writer.submit(lines)
         if deltas:

@@ -48,7 +48,9 @@ class MqttOptions:
 
 
 class HubMqttClient:
-    """One paho client. `subscriptions` are (topic filter, qos) made again on every connect."""
+    """One paho client. `subscriptions` are (topic filter, qos) made again on every connect;
+    `unsubscriptions` are filters removed from its persistent session on every connect (a channel
+    another connection now receives: its messages would otherwise still be queued here)."""
 
     def __init__(
         self,
@@ -60,16 +62,19 @@ class HubMqttClient:
         clock: Clock | None = None,
         will: bool = True,
         on_connection_change: Callable[[bool], None] | None = None,
+        unsubscriptions: Sequence[str] = (),
     ) -> None:
         self.options = options
         self.topics = topics
         self.inbox = inbox
         self.subscriptions = list(subscriptions)
+        self.unsubscriptions = [f for f in unsubscriptions if f not in {s for s, _ in self.subscriptions}]
         self.clock = clock or SystemClock()
         self._on_connection_change = on_connection_change
         self._announce_hub = will
         self.connected = threading.Event()
         self.subscribed = threading.Event()  # set once the broker granted the subscriptions
+        self.unsubscribed = threading.Event()  # set once the broker answered the unsubscriptions
         # Cleared at shutdown: new messages are then left unacknowledged, so the broker
         # redelivers them to the next hub session instead of the hub losing them.
         self.accepting: threading.Event | None = None
@@ -98,6 +103,7 @@ class HubMqttClient:
         self._client.on_disconnect = self._on_disconnect
         self._client.on_message = self._on_message
         self._client.on_subscribe = self._on_subscribe
+        self._client.on_unsubscribe = lambda *_a: self.unsubscribed.set()
 
     # --- lifecycle ---------------------------------------------------------------------
     def start(self) -> None:
@@ -160,6 +166,8 @@ class HubMqttClient:
                 client.subscribe([(f, paho.SubscribeOptions(qos=q)) for f, q in self.subscriptions])
             else:
                 client.subscribe(list(self.subscriptions))
+        if self.unsubscriptions:
+            client.unsubscribe(list(self.unsubscriptions))
         if self._announce_hub:
             client.publish(self.topics.hub_status, b"online", qos=1, retain=True)
         metrics.mqtt_connected.set(1)
