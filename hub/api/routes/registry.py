@@ -7,6 +7,7 @@ Every write (villages, groups, devices, imports) is recorded in the audit log.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, HTTPException, Query, Request, Response, status
@@ -121,6 +122,16 @@ def _village_out(registry: Registry, v: Village, by_village: dict[str, dict[str,
     )
 
 
+def _remove(remove: Callable[[str], bool], what: str, record_id: str) -> None:
+    """Remove an empty village or group: 409 while it still holds something, 404 when unknown."""
+    try:
+        removed = remove(record_id)
+    except RegistryError as exc:
+        raise HTTPException(status.HTTP_409_CONFLICT, "; ".join(exc.errors)) from None
+    if not removed:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no {what} {record_id}")
+
+
 router = APIRouter(prefix="/api/v1", tags=["registry"])
 
 
@@ -161,12 +172,7 @@ def put_village(village_id: str, body: VillageBody, who: Admin, registry: Regist
                           409: {"description": "the village still has groups or devices"}})
 def delete_village(village_id: str, who: Admin, registry: RegistryDep, services: ServicesDep) -> Response:
     """Remove an empty village (admin)."""
-    try:
-        removed = registry.delete_village(village_id)
-    except RegistryError as exc:
-        raise HTTPException(status.HTTP_409_CONFLICT, "; ".join(exc.errors)) from None
-    if not removed:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no village {village_id}")
+    _remove(registry.delete_village, "village", village_id)
     _audited(services, who, "village.delete", village_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
@@ -201,12 +207,7 @@ def put_group(group_id: str, body: GroupBody, who: Admin, registry: RegistryDep,
                           409: {"description": "the group still has devices"}})
 def delete_group(group_id: str, who: Admin, registry: RegistryDep, services: ServicesDep) -> Response:
     """Remove an empty group (admin)."""
-    try:
-        removed = registry.delete_group(group_id)
-    except RegistryError as exc:
-        raise HTTPException(status.HTTP_409_CONFLICT, "; ".join(exc.errors)) from None
-    if not removed:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no group {group_id}")
+    _remove(registry.delete_group, "group", group_id)
     _audited(services, who, "group.delete", group_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
