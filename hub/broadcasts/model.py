@@ -9,6 +9,7 @@ from typing import Any, Final, Literal
 from hub.ports import AlertSink as AlertSink
 from hub.ports import EventSink as EventSink
 from hub.ports import PointSink, PublishFn
+from hub.targets import Targets
 
 EMERGENCY_PRIORITY: Final = 8
 
@@ -60,22 +61,6 @@ class SpeakerRef:
     group: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class Targets:
-    all: bool = False
-    villages: tuple[str, ...] = ()
-    groups: tuple[str, ...] = ()
-    devices: tuple[str, ...] = ()
-
-    def matches(self, s: SpeakerRef) -> bool:
-        return (
-            self.all
-            or (s.village is not None and s.village in self.villages)
-            or (s.group is not None and s.group in self.groups)
-            or s.id in self.devices
-        )
-
-
 def resolve_targets(targets: Targets, speakers: list[SpeakerRef]) -> list[SpeakerRef]:
     """Speakers a broadcast reaches, each once, in a stable order (pure; done at fire time)."""
     seen: dict[str, SpeakerRef] = {}
@@ -107,12 +92,10 @@ class BroadcastSpec:
 
 
 def spec_to_dict(spec: BroadcastSpec) -> dict[str, Any]:
-    t = spec.targets
     return {
         "title": spec.title, "media": spec.media, "priority": spec.priority,
         "volume": spec.volume, "repeat": spec.repeat,
-        "targets": {"all": t.all, "villages": list(t.villages), "groups": list(t.groups),
-                    "devices": list(t.devices)},
+        "targets": spec.targets.wire(),
         "schedule": {"start": spec.start, "rrule": spec.rrule, "tz": spec.tz},
         "quiet_hours": spec.quiet_hours, "valid_for_s": spec.valid_for_s,
     }

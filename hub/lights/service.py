@@ -38,6 +38,7 @@ from hub.lights.store import Batch, Delivery, LightStore
 from hub.lights.sun import SunTimes, is_night, sun_times
 from hub.messages import Point, Rejection
 from hub.ports import AlertBook, Clock, EventSink, PointSink, PublishFn
+from hub.targets import Targets
 
 log = logging.getLogger(__name__)
 
@@ -58,14 +59,6 @@ class _Registry(Protocol):
                 group: str | None = None) -> list[Any]: ...
 
     def get(self, device_id: str) -> Any: ...
-
-
-@dataclass(frozen=True, slots=True)
-class Targets:
-    all: bool = False
-    villages: tuple[str, ...] = ()
-    groups: tuple[str, ...] = ()
-    devices: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,10 +147,7 @@ class LightService:
     # --- commands --------------------------------------------------------------------------
     def resolve(self, targets: Targets) -> list[Any]:
         lamps = self.registry.devices(kind="light")
-        if targets.all:
-            return lamps
-        villages, groups, devices = set(targets.villages), set(targets.groups), set(targets.devices)
-        return [d for d in lamps if d.village in villages or d.group in groups or d.id in devices]
+        return lamps if targets.all else [d for d in lamps if targets.matches(d)]
 
     def command(self, targets: Targets, action: str, *, by: str, level: int | None = None,
                 schedule: Schedule | None = None) -> tuple[Batch, list[Delivery]]:
@@ -170,8 +160,7 @@ class LightService:
             lat, lon = self.position()
             next_on, next_off = next_transitions(schedule, now, lat, lon, self.zone)
             wire_schedule = schedule.wire()
-        body: dict[str, Any] = {"targets": {"all": targets.all, "villages": list(targets.villages),
-                                            "groups": list(targets.groups), "devices": list(targets.devices)}}
+        body: dict[str, Any] = {"targets": targets.wire()}
         if level is not None:
             body["level"] = level
         if wire_schedule is not None:

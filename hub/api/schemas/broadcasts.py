@@ -7,8 +7,9 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl, field_validator, model_validator
 
-from hub.broadcasts.model import BroadcastSpec, Targets
+from hub.broadcasts.model import BroadcastSpec
 from hub.broadcasts.schedule import ScheduleError, parse_rule, zone_of
+from hub.targets import Targets
 from hub.topics import ID_PATTERN
 
 IdStr = Annotated[str, Field(pattern=ID_PATTERN)]

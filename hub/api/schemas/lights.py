@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from hub.lights.schedule import FixedSchedule, Schedule, SunSchedule, parse_hhmm
-from hub.lights.service import Targets
+from hub.targets import Targets
 from hub.topics import ID_PATTERN
 
 IdStr = Annotated[str, Field(pattern=ID_PATTERN, max_length=64)]
