@@ -175,19 +175,21 @@ def wait_until(cond: Any, timeout: float) -> bool:
     return True
 
 
-def run_size(n: int, rounds: int, clients: int, publisher: str, pool_size: int) -> dict[str, Any]:
+def run_size(n: int, rounds: int, clients: int, publisher: str, pool_size: int,
+             link_receiver: str = "lean") -> dict[str, Any]:
     ids = [f"spk{i:05d}" for i in range(n)]
     fleet = [SpeakerRef(d, f"v{i // 100:03d}", f"g{i // 20:04d}") for i, d in enumerate(ids)]
     with tempfile.TemporaryDirectory() as tmp:
         broker = MosquittoServer(Path(tmp) / "mosquitto", BROKER_CONFIG).start()
         try:
-            return _run_size(n, rounds, clients, publisher, pool_size, ids, fleet, broker, Path(tmp))
+            return _run_size(n, rounds, clients, publisher, pool_size, ids, fleet, broker, Path(tmp),
+                             link_receiver)
         finally:
             broker.stop()
 
 
 def _run_size(n: int, rounds: int, clients: int, publisher: str, pool_size: int, ids: list[str],
-              fleet: list[SpeakerRef], broker: MosquittoServer, tmp: Path) -> dict[str, Any]:
+              fleet: list[SpeakerRef], broker: MosquittoServer, tmp: Path, link_receiver: str = "lean") -> dict[str, Any]:
     port = broker.port
     url = broker.url
     parent, child = mp.Pipe()
@@ -207,7 +209,7 @@ def _run_size(n: int, rounds: int, clients: int, publisher: str, pool_size: int,
 
     # The hub: service + command publisher + MQTT edge for acks + HTTP API.
     clock = SystemClock()
-    link = BroadcastLink(url, clock, root=ROOT, client_id="bench-hub")
+    link = BroadcastLink(url, clock, root=ROOT, client_id="bench-hub", receiver=link_receiver)
     pub: Any = None
     publish = link.publish
     if publisher == "pool":
@@ -309,6 +311,7 @@ def _run_size(n: int, rounds: int, clients: int, publisher: str, pool_size: int,
     return {
         "speakers": n, "rounds": rounds, "subscriber_clients": clients,
         "publisher": publisher if publisher == "link" else f"pool of {pool_size}",
+        "ack_receiver": link_receiver,
         "complete": complete,
         "hub_api_to_received_ack": stats(hub["acked"], n * rounds),
         "hub_api_to_play_arrival": stats(hub["arrived"], n * rounds),
@@ -351,9 +354,12 @@ def main() -> None:
     ap.add_argument("--publisher", choices=("pool", "link"), default="pool",
                     help="the hub's command publisher (pool) or the ack link's one client (link)")
     ap.add_argument("--pool-size", type=int, default=2, help="paho clients of the command publisher")
+    ap.add_argument("--ack-receiver", choices=("lean", "paho"), default="lean",
+                    help="status/ack received as the hub does with 0 ingest workers (lean: hub.ingest.hubrx) "
+                         "or through the link's paho client (as the hub did before)")
     args = ap.parse_args()
     host = {"cpus": os.cpu_count(), "loadavg_at_start": [round(x, 2) for x in os.getloadavg()]}
-    results = [run_size(n, args.rounds, args.clients, args.publisher, args.pool_size)
+    results = [run_size(n, args.rounds, args.clients, args.publisher, args.pool_size, args.ack_receiver)
                for n in args.speakers]
     host["loadavg_at_end"] = [round(x, 2) for x in os.getloadavg()]
     out = {"bench": "broadcast_fanout", "host": host, "results": results,

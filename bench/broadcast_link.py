@@ -6,6 +6,11 @@ them to the service from a worker thread. The paho network thread only appends t
 (a wake-up only when the worker sleeps); the worker takes everything received so far in one
 go. MQTT 3.1.1 by default (no `Properties` object per received message; `protocol=5` for
 commands with user properties).
+
+`receiver="lean"` receives `status` and `ack` as the hub now does with 0 ingest workers
+(`hub.ingest.hubrx`): `hub.ingest.mqttrx.MqttReceiver` on its own connection
+(`<client id>-rx`), one hand-off and one write of PUBACKs per network read; paho then only
+publishes.
 """
 
 from __future__ import annotations
@@ -22,6 +27,8 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from hub.clock import Clock
+from hub.ingest.mqttrx import MqttReceiver, RxOptions
+from hub.messages import InboundMessage
 from hub.topics import Topics
 
 log = logging.getLogger(__name__)
@@ -30,7 +37,7 @@ log = logging.getLogger(__name__)
 class BroadcastLink:
     def __init__(self, url: str, clock: Clock, *, root: str = "vhub/v1",
                  client_id: str = "villagehub-broadcasts", max_inflight: int = 1000,
-                 protocol: int = 311) -> None:
+                 protocol: int = 311, receiver: str = "paho") -> None:
         parts = urlsplit(url)
         self.host, self.port = parts.hostname or "127.0.0.1", parts.port or 1883
         self.topics = Topics(root)
@@ -51,6 +58,15 @@ class BroadcastLink:
             self.client.username_pw_set(parts.username, parts.password)
         self.client.on_connect = self._on_connect
         self.client.on_message = self._on_message
+        self.rx: MqttReceiver | None = None
+        if receiver == "lean":
+            self.rx = MqttReceiver(
+                RxOptions(self.host, self.port, f"{client_id}-rx", 5 if self.v5 else 311,
+                          parts.username, parts.password),
+                self.topics, [(self.topics.inbound_filter("status"), 1), (self.topics.inbound_filter("ack"), 1)],
+                self._on_messages, now=clock.now)
+        elif receiver != "paho":
+            raise ValueError(f"receiver: paho or lean, not {receiver!r}")
 
     def attach(self, service: Any) -> None:
         self.service = service
@@ -75,8 +91,14 @@ class BroadcastLink:
         self.client.loop_start()
         if not self._connected.wait(timeout):
             raise TimeoutError(f"no MQTT connection to {self.host}:{self.port}")
+        if self.rx is not None:
+            self.rx.start()
+            if not self.rx.subscribed.wait(timeout):
+                raise TimeoutError(f"the lean receiver got no SUBACK from {self.host}:{self.port}")
 
     def stop(self) -> None:
+        if self.rx is not None:
+            self.rx.stop(2.0)
         self.client.disconnect()
         self.client.loop_stop()
         self._put(None)
@@ -93,14 +115,24 @@ class BroadcastLink:
         if rc.is_failure:
             log.warning("broadcast link refused by the broker: %s", rc)
             return
-        client.subscribe([(self.topics.inbound_filter("status"), 1),
-                          (self.topics.inbound_filter("ack"), 1)])
+        if self.rx is None:
+            client.subscribe([(self.topics.inbound_filter("status"), 1),
+                              (self.topics.inbound_filter("ack"), 1)])
         self._connected.set()
 
     def _on_message(self, _c: mqtt.Client, _u: Any, msg: mqtt.MQTTMessage) -> None:
         t = self.topics.parse(msg.topic)
         if t is not None:
             self._put((t.device_id, t.channel, bytes(msg.payload), self.clock.now()))
+
+    def _on_messages(self, messages: list[InboundMessage]) -> None:
+        """The lean receiver's thread: one network read's messages, then their PUBACKs."""
+        for m in messages:
+            self._inbox.append((m.device_id, m.channel, m.payload, m.received_at))
+        if not self._wake.is_set():
+            self._wake.set()
+        assert self.rx is not None
+        self.rx.ack_messages(messages)
 
     def _put(self, item: tuple[str, str, bytes, float] | threading.Event | None) -> None:
         self._inbox.append(item)
