@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from dataclasses import dataclass
 
 from hub import metrics
 from hub.broadcasts.acks import parse_ack
@@ -22,13 +23,12 @@ def count_rejection(r: Rejection) -> None:
     log.warning("%s from %s rejected: %s %s", r.kind, r.device_id, r.reason, r.detail)
 
 
+@dataclass(kw_only=True)
 class DeviceInput:
-    def __init__(self, *, store: BroadcastStore, dispatch: Dispatcher, recorder: Recorder,
-                 lock: threading.RLock) -> None:
-        self.store = store
-        self.dispatch = dispatch
-        self.recorder = recorder
-        self._lock = lock
+    store: BroadcastStore
+    dispatch: Dispatcher
+    recorder: Recorder
+    lock: threading.RLock
 
     def on_ack(self, device_id: str, payload: bytes, received_at: float) -> bool:
         """One §6 ack. True when accepted; False when rejected (already counted in
@@ -37,7 +37,7 @@ class DeviceInput:
         if isinstance(parsed, Rejection):
             count_rejection(parsed)
             return False
-        with self._lock:
+        with self.lock:
             d = self.dispatch.open.get(parsed.command_id)
             if d is None:
                 d = self.store.get_delivery(parsed.command_id)
@@ -56,12 +56,12 @@ class DeviceInput:
     def on_presence(self, device_id: str, online: bool, ts: float) -> None:
         if not online:
             return
-        with self._lock:
+        with self.lock:
             self.dispatch.on_reconnect(device_id, ts)
             self.recorder.flush_soon()
 
     def on_speaker_heartbeat(self, device_id: str, state: str | None, playing: str | None,
                              ts: float) -> None:
-        with self._lock:
+        with self.lock:
             self.dispatch.on_heartbeat(device_id, state, playing, ts)
             self.recorder.flush_soon()

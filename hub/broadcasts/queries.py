@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import threading
 from collections import Counter
+from dataclasses import dataclass
 from typing import Any
 
 from hub.broadcasts.catalog import Catalog
@@ -17,18 +18,17 @@ from hub.broadcasts.store import BroadcastStore
 from hub.broadcasts.views import broadcast_view, calendar_items
 
 
+@dataclass(kw_only=True)
 class BroadcastQueries:
-    def __init__(self, *, store: BroadcastStore, catalog: Catalog, scheduler: Scheduler,
-                 dispatch: Dispatcher, recorder: Recorder, lock: threading.RLock) -> None:
-        self.store = store
-        self.catalog = catalog
-        self.scheduler = scheduler
-        self.dispatch = dispatch
-        self.recorder = recorder
-        self._lock = lock
+    store: BroadcastStore
+    catalog: Catalog
+    scheduler: Scheduler
+    dispatch: Dispatcher
+    recorder: Recorder
+    lock: threading.RLock
 
     def flush(self) -> None:
-        with self._lock:
+        with self.lock:
             self.recorder.flush()
 
     def list_broadcasts(self, status: str | None = None, limit: int = 200) -> list[dict[str, Any]]:
@@ -66,7 +66,7 @@ class BroadcastQueries:
         return calendar_items(self.store.occurrences_between(start, end), future)
 
     def now_playing(self) -> list[dict[str, Any]]:
-        with self._lock:
+        with self.lock:
             counts = Counter(d.broadcast_id for d in self.dispatch.open.values()
                              if d.state == "playing")
         return [{"broadcast_id": bid, "title": self.catalog.load(bid).title,
