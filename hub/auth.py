@@ -22,21 +22,16 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Final, Literal
+from typing import Final
 
-Role = Literal["viewer", "operator", "admin"]
-ROLES: Final[tuple[Role, ...]] = ("viewer", "operator", "admin")
-_RANK: Final[dict[str, int]] = {r: i for i, r in enumerate(ROLES)}
+from hub.roles import ROLES, Role, role_allows
+
 TOKEN_PREFIX: Final = "vh_"
 TOKEN_ID_LEN: Final = 12
 TOKEN_ID_PATTERN: Final = re.compile(r"[0-9a-f]{12}")
 # How long a valid token is trusted without looking at the database again: a revoke
 # made by another process takes effect everywhere within this time (issue 11: ≤ 5 s).
 TOKEN_CACHE_TTL_S: Final = 2.0
-
-
-def role_allows(have: str, need: str) -> bool:
-    return _RANK.get(have, -1) >= _RANK[need]
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Final
 
-from hub.auth import role_allows
+from hub.roles import role_allows
 from hub.problems.model import STATES
 
 TRANSITIONS: Final[dict[str, frozenset[str]]] = {
