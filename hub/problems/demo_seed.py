@@ -23,16 +23,19 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from hub.alerts import AlertBook
 from hub.broadcasts.model import Delivery
 from hub.broadcasts.store import BroadcastStore
+from hub.clock import Clock
 from hub.messages import Point
 from hub.problems.model import Photo, Problem
 from hub.problems.store import ProblemStore
 from hub.rankings.periods import current
-from hub.services import Services
+from hub.registry.store import Registry
+from hub.settings import Settings
+from hub.tsdb.base import TimeSeriesStore
 from hub.tsdb.lineprotocol import encode_points
 
 log = logging.getLogger(__name__)
@@ -49,6 +52,23 @@ TITLES: dict[str, list[str]] = {
 OWNERS = ["张建国", "李秀英", "王志强", "刘红梅", "陈国华", "杨丽", "赵军", "周海燕"]
 NOTES = {"assigned": "请按期整改", "fixed": "已整改完毕，请验收", "verified": "现场核查通过", "closed": "销号",
          "rejected": "经核实不属实"}
+
+
+class Services(Protocol):
+    """What the seed uses of the hub's services (the `hub.services.Services` container has
+    them); the seed does not import the container, which sits above the ledger."""
+
+    @property
+    def settings(self) -> Settings: ...
+
+    @property
+    def clock(self) -> Clock: ...
+
+    @property
+    def registry(self) -> Registry: ...
+
+    @property
+    def store(self) -> TimeSeriesStore: ...
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 from typing import Final
 
-from hub.roles import role_allows
 from hub.problems.model import STATES
+from hub.roles import role_allows
 
 TRANSITIONS: Final[dict[str, frozenset[str]]] = {
     "open": frozenset({"assigned", "rejected"}),

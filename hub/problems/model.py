@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Final, Literal
 
@@ -120,3 +121,19 @@ class Filters:
     village: str | None = None
     category: str | None = None
     overdue: bool | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceInfo:
+    kind: str
+    village: str | None
+    group: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Places:
+    """What the ledger needs from the registry."""
+
+    device: Callable[[str], DeviceInfo | None]
+    village_name: Callable[[str], str | None]  # None: no such village
+    group_village: Callable[[str], str | None]  # the village of a group; None: no such group
