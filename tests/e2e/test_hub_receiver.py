@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +42,14 @@ def test_lean_channels_only_with_zero_workers_on_plain_mqtt(tmp_path: Path) -> N
     assert lean_channels(hub_settings(tmp_path, "mqtt://127.0.0.1:1883", None)) == LEAN_CHANNELS
     assert lean_channels(hub_settings(tmp_path, "mqtts://127.0.0.1:8883", None)) == ()
     assert lean_channels(hub_settings(tmp_path, "mqtt://127.0.0.1:1883", None, ingest_workers=2)) == ()
+
+
+@pytest.fixture
+def mosquitto(tmp_path: Path) -> Iterator[MosquittoServer]:
+    """A broker of its own: retained heartbeats other tests leave would change the counts."""
+    server = MosquittoServer(tmp_path / "mosquitto").start()
+    yield server
+    server.stop()
 
 
 def test_heartbeats_come_through_the_lean_receiver_once(
