@@ -4,7 +4,8 @@ Commands go out through the hub's publisher with the PROTOCOL §6 envelope; acks
 starts with `lt-` are routed here by the ingest pipeline. Every delivery change is saved
 (SQLite), published on the event bus (`light_command`) and written to the time-series store
 (measurement `light_command`). Alarms are evaluated periodically from the live state
-(`sweep`, called by the hub's presence sweep), never on the ingest hot path.
+(`sweep`, called by the hub's presence sweep), never on the ingest hot path. The sweep also
+sends the lamps on a sun-mode schedule the new day's switch times once a day (hub.lights.sunplan).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import json
 import logging
 import threading
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date
 from pathlib import Path
 from typing import Any, Final, Protocol
@@ -33,9 +34,10 @@ from hub.lights.commands import (
     new_batch_id,
     new_command_id,
 )
-from hub.lights.schedule import Schedule, next_transitions
+from hub.lights.schedule import Schedule, SunSchedule, next_transitions
 from hub.lights.store import Batch, Delivery, LightStore
-from hub.lights.sun import SunTimes, is_night, sun_times
+from hub.lights.sun import NoSunEvent, SunTimes, is_night, sun_times
+from hub.lights.sunplan import SYSTEM_BY, SunPlan, due_for_resend
 from hub.messages import Point, Rejection
 from hub.ports import AlertBook, Clock, EventSink, PointSink, PublishFn
 from hub.targets import Targets
@@ -88,6 +90,7 @@ class LightService:
         self._lock = threading.RLock()
         self._open: dict[str, Delivery] = {}  # command id → not yet final
         self._watch: dict[str, rules.LampWatch] = {}
+        self._plans: dict[str, SunPlan] = {}  # device → its sun-mode schedule (hub.lights.sunplan)
         self._open_alarms: set[str] = set()
         self._centre: tuple[int, tuple[float, float]] | None = None
         self._last_alarm_run = -1e18
@@ -96,6 +99,7 @@ class LightService:
     def start(self) -> None:
         self.store = LightStore(self._store_path)
         self._open = {d.command_id: d for d in self.store.open_deliveries()}
+        self._plans = {p.device: p for p in self.store.sun_plans()}
         self._open_alarms = {a.key for a in self.alerts.open_alerts() if a.key.startswith("light:")}
 
     def stop(self) -> None:
@@ -141,6 +145,11 @@ class LightService:
             })
         return out
 
+    def sun_plans(self) -> list[SunPlan]:
+        """The lamps on a sun-mode schedule, with the command that last sent it."""
+        with self._lock:
+            return sorted(self._plans.values(), key=lambda p: p.device)
+
     def batch(self, batch_id: str) -> tuple[Batch, list[Delivery]] | None:
         return self._db().batch(batch_id)
 
@@ -154,7 +163,10 @@ class LightService:
         lamps = self.resolve(targets)
         if not lamps:
             raise NoTargets("no street light matches the targets")
-        now = self.clock.now()
+        return self._issue(lamps, targets, action, by=by, level=level, schedule=schedule, now=self.clock.now())
+
+    def _issue(self, lamps: list[Any], targets: Targets, action: str, *, by: str, level: int | None,
+               schedule: Schedule | None, now: float) -> tuple[Batch, list[Delivery]]:
         wire_schedule = next_on = next_off = None
         if schedule is not None:
             lat, lon = self.position()
@@ -177,11 +189,26 @@ class LightService:
                                        json.dumps(payload, ensure_ascii=False, separators=(",", ":"))))
         with self._lock:
             self._db().add_batch(batch, deliveries)
+            if schedule is not None and next_off is not None:
+                self._keep_plans(schedule, deliveries, next_off, now)
             for d in deliveries:
                 self._open[d.command_id] = d
             for d in deliveries:
                 self._send(d, now, batch.action)
         return batch, deliveries
+
+    def _keep_plans(self, schedule: Schedule, deliveries: list[Delivery], next_off: float, now: float) -> None:
+        """A sun schedule is kept per lamp for the daily resend; a fixed one replaces it."""
+        if isinstance(schedule, SunSchedule):
+            plans = [SunPlan(d.device, schedule, d.command_id, next_off, now) for d in deliveries]
+            self._db().save_sun_plans(plans, [])
+            self._plans.update((p.device, p) for p in plans)
+        else:
+            dropped = [d.device for d in deliveries if d.device in self._plans]
+            if dropped:
+                self._db().save_sun_plans([], dropped)
+                for dev in dropped:
+                    del self._plans[dev]
 
     def _send(self, d: Delivery, now: float, action: str | None = None) -> None:
         if self.live.status(d.device) != "online":
@@ -202,6 +229,9 @@ class LightService:
             return False
         d.state, d.reason, d.updated_at = state, reason, ts
         self._db().update(d)
+        plan = self._plans.get(d.device)
+        if plan is not None and plan.command_id == d.command_id:
+            self._plans[d.device] = replace(plan, state=state)
         if state in FINAL:
             self._open.pop(d.command_id, None)
         dev = self.registry.get(d.device)
@@ -245,10 +275,32 @@ class LightService:
                     self._move(d, "expired", now, "no answer")
                 elif d.state == "offline" and now >= d.expires_at:
                     self._open.pop(d.command_id, None)  # stays `offline`: never reached the lamp
+            self.resend_sun_schedules(now)
         at = self.clock.now()  # the service's own clock judges night (tests inject one)
         if at - self._last_alarm_run >= ALARM_EVERY_S:
             self._last_alarm_run = at
             self.evaluate_alarms(at)
+
+    def resend_sun_schedules(self, now: float) -> list[Batch]:
+        """Send the lamps due it (hub.lights.sunplan) their sun schedule with the new day's times."""
+        with self._lock:
+            due = due_for_resend(self._plans.values(), now, online=lambda dev: self.live.status(dev) == "online",
+                                 in_flight=lambda cid: cid in self._open)
+            batches = []
+            for schedule, devices in due.items():
+                lamps = [d for d in (self.registry.get(dev) for dev in devices) if d is not None and d.kind == "light"]
+                if not lamps:
+                    continue
+                try:
+                    batch, _ = self._issue(lamps, Targets(devices=tuple(d.id for d in lamps)), "set_schedule",
+                                           by=SYSTEM_BY, level=None, schedule=schedule, now=now)
+                except NoSunEvent as exc:  # polar day or night: tried again after RETRY_S
+                    log.warning("sun schedule not resent to %s: %s", devices, exc)
+                    for dev in devices:
+                        self._plans[dev] = replace(self._plans[dev], state="unsent", sent_at=now)
+                    continue
+                batches.append(batch)
+            return batches
 
     def evaluate_alarms(self, now: float) -> None:
         lat, lon = self.position()

@@ -1,4 +1,5 @@
-"""Light command batches and per-lamp deliveries in SQLite (`<VH_DATA_DIR>/lights.db`)."""
+"""Light command batches, per-lamp deliveries and the lamps' sun-mode schedules in SQLite
+(`<VH_DATA_DIR>/lights.db`)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from hub.lights.sunplan import SunPlan, schedule_from_wire
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS batches (
@@ -22,6 +25,10 @@ CREATE INDEX IF NOT EXISTS deliveries_batch ON deliveries (batch_id);
 CREATE INDEX IF NOT EXISTS deliveries_open ON deliveries (state)
   WHERE state IN ('pending', 'sent', 'received', 'offline');
 CREATE INDEX IF NOT EXISTS batches_created ON batches (created_at);
+CREATE TABLE IF NOT EXISTS sun_plans (
+  device TEXT PRIMARY KEY, schedule TEXT NOT NULL, command_id TEXT NOT NULL, next_off REAL NOT NULL,
+  sent_at REAL NOT NULL
+);
 """
 
 
@@ -105,6 +112,34 @@ class LightStore:
             rows = self._db.execute(f"SELECT {_DCOLS} FROM deliveries WHERE batch_id = ? ORDER BY device",
                                     (batch_id,)).fetchall()
         return Batch(b[0], b[1], json.loads(b[2]), b[3], b[4]), [Delivery(*r) for r in rows]
+
+
+    # --- sun-mode schedules (hub.lights.sunplan) -------------------------------------------
+    def save_sun_plans(self, plans: list[SunPlan], drop: list[str]) -> None:
+        """Upsert `plans`; forget the plans of the devices in `drop` (a fixed schedule now)."""
+        with self._lock:
+            self._db.execute("BEGIN")
+            try:
+                self._db.executemany(
+                    "INSERT INTO sun_plans (device, schedule, command_id, next_off, sent_at) VALUES (?,?,?,?,?) "
+                    "ON CONFLICT (device) DO UPDATE SET schedule = excluded.schedule, "
+                    "command_id = excluded.command_id, next_off = excluded.next_off, sent_at = excluded.sent_at",
+                    [(p.device, json.dumps(p.schedule.wire()), p.command_id, p.next_off, p.sent_at)
+                     for p in plans])
+                self._db.executemany("DELETE FROM sun_plans WHERE device = ?", [(d,) for d in drop])
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+
+    def sun_plans(self) -> list[SunPlan]:
+        """Every lamp's sun schedule, with the delivery state of the command that last sent it."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT p.device, p.schedule, p.command_id, p.next_off, p.sent_at, d.state FROM sun_plans p "
+                "LEFT JOIN deliveries d ON d.command_id = p.command_id ORDER BY p.device").fetchall()
+        return [SunPlan(dev, schedule_from_wire(json.loads(sched)), cid, next_off, sent_at, state or "pending")
+                for dev, sched, cid, next_off, sent_at, state in rows]
 
 
 def _row(d: Delivery) -> tuple[Any, ...]:
