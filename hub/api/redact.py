@@ -42,7 +42,7 @@ def redact_urls(value: T) -> T:
         return value if all(out[k] is v for k, v in value.items()) else out  # type: ignore[return-value]
     if isinstance(value, list | tuple):
         items = [redact_urls(v) for v in value]
-        return value if all(a is b for a, b in zip(items, value, strict=True)) else type(value)(items)  # type: ignore[return-value]
+        return value if all(a is b for a, b in zip(items, value, strict=True)) else type(value)(items)
     return value
 
 

@@ -263,7 +263,7 @@ class ProblemStore:
         """(id, device_id, deadline, village, title, owner) of the problems overdue at `now`."""
         pending = ",".join(f"'{s}'" for s in sorted(PENDING_STATES))
         with self._lock:
-            return [tuple(r) for r in self._db.execute(  # type: ignore[misc]
+            return [tuple(r) for r in self._db.execute(
                 "SELECT id, device_id, deadline, village, title, owner FROM problems"
                 f" WHERE deadline IS NOT NULL AND deadline < ? AND state IN ({pending})", (now,))]
 

@@ -49,7 +49,7 @@ def _render(seed: int, width: int, height: int) -> Image:
     out = np.clip(img.astype(np.float32) + texture, 0, 255).astype(np.uint8)
     cv2.putText(out, f"CAM {seed:03d}", (int(40 * s), int(80 * s)), cv2.FONT_HERSHEY_SIMPLEX,
                 2 * s, (255, 255, 255), max(1, int(4 * s)), cv2.LINE_AA)
-    return out
+    return np.asarray(out, dtype=np.uint8)
 
 
 def fault(base: Image, scene: Scene, *, frame: int = 0, moved_base: Image | None = None) -> Image:
@@ -76,7 +76,7 @@ def fault(base: Image, scene: Scene, *, frame: int = 0, moved_base: Image | None
     h, w = img.shape[:2]
     shift = int(rng.integers(0, h * w))
     noise = np.roll(_noise_bank(h, w), shift).reshape(h, w, 1)  # this frame's own sensor noise
-    return np.clip(img + noise, 0, 255).astype(np.uint8)
+    return np.asarray(np.clip(img + noise, 0, 255), dtype=np.uint8)
 
 
 @cache

@@ -28,7 +28,7 @@ def next_delay(
     backoff (`initial` · 2^attempt, capped at `maximum`) with jitter in [½, 1]."""
     if retry_after is not None:
         return min(max(retry_after, 0.05), MAX_RETRY_AFTER_S)
-    base = min(maximum, initial * (2 ** min(attempt, 30)))
+    base = min(maximum, initial * 2.0 ** min(attempt, 30))
     return base * (0.5 + rand() / 2)
 
 

@@ -20,8 +20,9 @@ from datetime import UTC, datetime
 from typing import Any, cast
 
 import urllib3
-from influxdb_client import BucketRetentionRules, InfluxDBClient
+from influxdb_client.client.influxdb_client import InfluxDBClient
 from influxdb_client.client.write_api import SYNCHRONOUS
+from influxdb_client.domain.bucket_retention_rules import BucketRetentionRules
 from influxdb_client.domain.write_precision import WritePrecision
 from influxdb_client.rest import ApiException
 
