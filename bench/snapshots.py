@@ -7,7 +7,7 @@ Measures, in one run, on 1080p JPEGs (synthetic textured village scenes, ~0.5 MB
   * the pipeline alone (reduced decode + metrics + thumbnail) on one core;
   * the SnapshotService end to end (checks, latest-wins slots, analysis, health, files,
     points) with thread workers and with process workers, one per core, while a thread
-    parses heartbeats (hub.heartbeat) as fast as it can; the heartbeat rate alone is the
+    parses heartbeats (hub.devices.heartbeat) as fast as it can; the heartbeat rate alone is the
     baseline for "heartbeat ingest unharmed".
 Prints one JSON object and writes bench/results/snapshots.json.
 """
@@ -33,7 +33,7 @@ import numpy as np
 from bench.common import RESULTS_DIR, BenchResult, Figure
 from hub import metrics
 from hub.clock import SystemClock
-from hub.heartbeat import parse_heartbeat
+from hub.devices.heartbeat import parse_heartbeat
 from hub.messages import InboundMessage, Point
 from hub.snapshots.config import SnapshotConfig
 from hub.snapshots.jpeg import JpegInfo, inspect_jpeg
@@ -67,7 +67,7 @@ def rate(fn: Any, items: list[Any], seconds: float) -> float:
 
 
 class HeartbeatLoad(threading.Thread):
-    """Parses heartbeats (hub.heartbeat, the ingest path's per-message Python work) at a paced
+    """Parses heartbeats (hub.devices.heartbeat, the ingest path's per-message Python work) at a paced
     rate; `rate=0` means as fast as it can. `count` is what it managed."""
 
     def __init__(self, rate: float = 0.0) -> None:

@@ -24,7 +24,8 @@ from hub.clock import Clock, SystemClock
 from hub.eventbus import EventBus
 from hub.ingest.hubrx import HubReceiver, lean_channels
 from hub.ingest.pipeline import Ingest, IngestWorker
-from hub.livestate import HISTORY_EVERY_S, LiveState
+from hub.devices.fleet import STATUSES, count_fleet
+from hub.devices.livestate import HISTORY_EVERY_S, LiveState
 from hub.messages import InboundMessage
 from hub.preflight import prepare_data_dir
 from hub.mqtt.client import HubMqttClient, MqttOptions
@@ -235,21 +236,12 @@ def _sweep(hub: Hub) -> None:
 
 
 def fleet_counts(services: Services) -> dict[str, int]:
-    statuses = services.live.statuses()
-    counts = {"cameras_online": 0, "cameras_total": 0, "speakers_online": 0, "speakers_total": 0,
-              "lights_online": 0, "lights_total": 0}
-    by_status: dict[tuple[str, str], int] = {}
-    for dev in services.registry.devices():
-        st = statuses.get(dev.id, ("unknown", None))[0]
-        plural = dev.kind + "s"
-        counts[f"{plural}_total"] += 1
-        if st == "online":
-            counts[f"{plural}_online"] += 1
-        by_status[(dev.kind, st)] = by_status.get((dev.kind, st), 0) + 1
-    for kind in ("camera", "speaker", "light"):
-        for st in ("online", "offline", "unknown"):
-            metrics.devices_by_status.labels(kind=kind, status=st).set(by_status.get((kind, st), 0))
-    return counts
+    """Counts for the 24 h history; sets the `devices_by_status` gauges (`hub.devices.fleet`)."""
+    counts = count_fleet(services.registry.devices(), services.live.statuses())
+    for kind, by_status in counts.by_kind.items():
+        for status in STATUSES:
+            metrics.devices_by_status.labels(kind=kind, status=status).set(by_status[status])
+    return counts.summary()
 
 
 def _record_history(hub: Hub) -> None:

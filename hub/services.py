@@ -9,7 +9,7 @@ from hub.alerts import AlertBook
 from hub.auth import FailureLimiter, TokenStore
 from hub.clock import Clock
 from hub.eventbus import EventBus
-from hub.livestate import LiveState
+from hub.devices.livestate import LiveState
 from hub.settings import Settings
 from hub.topics import Topics
 

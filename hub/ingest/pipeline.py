@@ -15,11 +15,12 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from hub import metrics
-from hub.devevents import ALERTING, CLEARS, DeviceEvent, parse_event
-from hub.heartbeat import Heartbeat, heartbeat_point_fields, parse_heartbeat
+from hub.devices.events import ALERTING, CLEARS, DeviceEvent, parse_event
+from hub.devices.heartbeat import Heartbeat, heartbeat_point_fields, parse_heartbeat
+from hub.devices.presence import Transition
+from hub.devices.status import parse_status
 from hub.ingest.rejections import RejectionLog
-from hub.messages import InboundMessage, Point
-from hub.presence import Transition
+from hub.messages import InboundMessage, Point, Rejection
 from hub.tsdb.lineprotocol import encode_line, encode_point, line_head
 
 if TYPE_CHECKING:  # an ingest worker process runs this module without the hub's services
@@ -137,13 +138,9 @@ class Ingest:
 
     # --- status / presence -------------------------------------------------------------
     def on_status(self, msg: InboundMessage, lines: list[str]) -> None:
-        try:
-            text = msg.payload.decode("utf-8").strip()
-        except UnicodeDecodeError:
-            self.rejections.reject("status", "not_utf8", msg.device_id)
-            return
-        if text not in ("online", "offline"):
-            self.rejections.reject("status", "bad_value", msg.device_id, repr(text[:32]))
+        text = parse_status(msg.device_id, msg.payload)
+        if isinstance(text, Rejection):
+            self.rejections.reject(text.kind, text.reason, msg.device_id, text.detail)
             return
         t = self.s.live.on_status(msg.device_id, text, msg.received_at)
         if t:

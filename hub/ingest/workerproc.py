@@ -23,7 +23,7 @@ from types import SimpleNamespace
 from typing import Any, cast
 
 from hub.clock import SystemClock
-from hub.heartbeat import Heartbeat
+from hub.devices.heartbeat import Heartbeat
 from hub.ingest.mqttrx import MqttReceiver, RxOptions
 from hub.ingest.pipeline import Ingest, IngestWorker
 from hub.ingest.workers import (

@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from hub import metrics
-from hub.heartbeat import Heartbeat
+from hub.devices.heartbeat import Heartbeat
 
 if TYPE_CHECKING:
     from hub.services import Services

@@ -16,7 +16,7 @@ from bench.mqtt_load import (
     remaining_length,
 )
 from bench.report import normalize, summary_rows
-from hub.heartbeat import Heartbeat, parse_heartbeat
+from hub.devices.heartbeat import Heartbeat, parse_heartbeat
 
 pytestmark = [pytest.mark.unit]
 

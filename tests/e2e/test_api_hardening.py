@@ -27,7 +27,7 @@ from starlette.websockets import WebSocketDisconnect
 
 from hub.api.app import create_app
 from hub.clock import ManualClock
-from hub.heartbeat import Heartbeat, parse_heartbeat
+from hub.devices.heartbeat import Heartbeat, parse_heartbeat
 from hub.registry.model import Device, Village
 from hub.runtime import build_services
 from hub.services import Services

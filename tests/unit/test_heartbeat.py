@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from hub.heartbeat import Heartbeat, HeartbeatRejected, lost_between, parse_heartbeat
+from hub.devices.heartbeat import Heartbeat, HeartbeatRejected, lost_between, parse_heartbeat
 
 pytestmark = pytest.mark.unit
 NOW = 1_764_400_000.0

@@ -1,4 +1,4 @@
-"""hub.heartbeat against the pydantic TypeAdapters it replaced (issue 12), with hypothesis.
+"""hub.devices.heartbeat against the pydantic TypeAdapters it replaced (issue 12), with hypothesis.
 
 The oracle below is the parser as it was before the rewrite for speed (pydantic strict
 TypeAdapters, `json.loads`), plus the `light` kind of issue 14 written the same way. For any
@@ -18,7 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydantic import Field, StrictBool, StrictInt, TypeAdapter, ValidationError
 
-from hub.heartbeat import FIELDS_BY_KIND, Heartbeat, HeartbeatRejected, parse_heartbeat
+from hub.devices.heartbeat import FIELDS_BY_KIND, Heartbeat, HeartbeatRejected, parse_heartbeat
 
 pytestmark = pytest.mark.unit
 NOW = 1_764_400_000.0

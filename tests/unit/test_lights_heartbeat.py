@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from hub.heartbeat import Heartbeat, heartbeat_point_fields, parse_heartbeat
+from hub.devices.heartbeat import Heartbeat, heartbeat_point_fields, parse_heartbeat
 
 NOW = 1_764_400_000.0
 GOOD: dict[str, Any] = {

@@ -2,7 +2,7 @@
 
 import pytest
 
-from hub.presence import PresenceTracker
+from hub.devices.presence import PresenceTracker
 
 pytestmark = pytest.mark.unit
 

@@ -2,7 +2,7 @@
 
 import pytest
 
-from hub.devevents import DeviceEvent, EventRejected, parse_event
+from hub.devices.events import DeviceEvent, EventRejected, parse_event
 from hub.topics import Topics, is_valid_id
 
 pytestmark = pytest.mark.unit

@@ -10,7 +10,7 @@ from starlette.concurrency import run_in_threadpool
 from hub.api.deps import ServicesDep, Viewer
 from hub.api.redact import for_principal
 from hub.api.timeparams import parse_duration, parse_time
-from hub.heartbeat import FIELDS_BY_KIND
+from hub.devices.heartbeat import FIELDS_BY_KIND
 from hub.services import Services
 from hub.topics import is_valid_id
 from hub.tsdb.base import SeriesQuery, StoreError

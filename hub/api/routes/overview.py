@@ -9,33 +9,23 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, Request
 
 from hub.api.deps import ServicesDep, Viewer
+from hub.devices.fleet import count_fleet, zero_counts
 from hub.services import Services
 
 log = logging.getLogger(__name__)
+OVERVIEW_KINDS = ("camera", "speaker")  # street lights have their own page
 OVERVIEW_CACHE_S = 1.0  # the wall screen and many clients may ask at once; counts change slowly
 
 
-def _zero() -> dict[str, int]:
-    return {"online": 0, "offline": 0, "unknown": 0, "total": 0}
-
-
 def compute_overview(services: Services) -> dict[str, Any]:
-    statuses = services.live.statuses()
-    by_kind: dict[str, dict[str, int]] = {"camera": _zero(), "speaker": _zero()}
+    counts = count_fleet(services.registry.devices(), services.live.statuses())
+    by_kind = {kind: dict(counts.kind(kind)) for kind in OVERVIEW_KINDS}
     villages: dict[str, dict[str, Any]] = {}
     for v in services.registry.villages():
+        in_village = counts.by_village.get(v.id)
         villages[v.id] = {"id": v.id, "name": v.name, "lat": v.lat, "lon": v.lon,
-                          "camera": _zero(), "speaker": _zero(), "alerts_open": 0}
-    for dev in services.registry.devices():
-        status = statuses.get(dev.id, ("unknown", None))[0]
-        kind = dev.kind if dev.kind in by_kind else None
-        if kind is None:
-            continue
-        by_kind[kind][status] += 1
-        by_kind[kind]["total"] += 1
-        if dev.village and dev.village in villages:
-            villages[dev.village][kind][status] += 1
-            villages[dev.village][kind]["total"] += 1
+                          **{kind: dict(in_village[kind]) if in_village else zero_counts() for kind in OVERVIEW_KINDS},
+                          "alerts_open": 0}
     open_alerts = services.alerts.open_alerts()
     for a in open_alerts:
         if a.village and a.village in villages:

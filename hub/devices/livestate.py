@@ -11,8 +11,8 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
-from hub.heartbeat import Heartbeat, lost_between
-from hub.presence import PresenceTracker, Status, Transition
+from hub.devices.heartbeat import Heartbeat, lost_between
+from hub.devices.presence import PresenceTracker, Status, Transition
 
 
 @dataclass(slots=True)
