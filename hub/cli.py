@@ -41,10 +41,12 @@ def _fail(message: str, code: int = 1) -> typer.Exit:
 @app.command()
 def serve() -> None:
     """Run the hub: HTTP API and wall screen, MQTT consumers, scheduler."""
+    from hub.bootstrap import run_hub
+    from hub.logconfig import configure_logging
     from hub.preflight import http_port_problem
-    from hub.runtime import run_hub
 
     settings = _settings()
+    configure_logging(settings.log_level)
     problem = http_port_problem(settings.http_host, settings.http_port)
     if problem:
         raise _fail(f"villagehub serve: {problem}")
@@ -68,11 +70,13 @@ def demo(
     Honours the VH_* settings like `serve` (VH_HTTP_PORT, VH_HTTP_HOST, VH_DATA_DIR,
     VH_BOOTSTRAP_TOKEN, VH_MQTT_URL, ...); the flags override them."""
     from hub.demo import DemoError, run_demo
+    from hub.logconfig import configure_logging
 
     if broker not in ("auto", "mosquitto", "embedded"):
         raise _fail("--broker must be auto, mosquitto or embedded", 2)
     flags = {k: v for k, v in (("data_dir", data_dir), ("http_port", port), ("http_host", host)) if v is not None}
     try:
+        configure_logging(load_settings(**flags).log_level)
         run_demo(flags, township=township, time_scale=time_scale, broker_kind=broker)
     except SettingsError as exc:
         raise _fail(str(exc), 2) from None

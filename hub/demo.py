@@ -27,9 +27,9 @@ from typing import Any
 
 import httpx
 
+from hub.bootstrap import Hub, build_services, serve_async
 from hub.embedded_broker import start_demo_broker
 from hub.preflight import http_port_problem, prepare_data_dir
-from hub.runtime import Hub, build_services, serve_async
 from hub.settings import Settings, load_settings
 
 log = logging.getLogger("hub.demo")
@@ -109,10 +109,6 @@ def run_demo(flags: dict[str, Any] | None = None, *, township: Path | None = Non
     """`flags`: settings given on the command line (`data_dir`, `http_port`, `http_host`)."""
     flags = dict(flags or {})
     given_settings, given = demo_settings(flags)  # SettingsError: the caller prints it
-    logging.basicConfig(level=given_settings.log_level,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    for noisy in ("amqtt", "transitions", "httpx"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
     problem = http_port_problem(given_settings.http_host, given_settings.http_port,
                                 flag="--port or VH_HTTP_PORT")
     if problem:

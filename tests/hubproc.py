@@ -16,7 +16,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from hub.runtime import Hub, build_services, serve_async
+from hub.bootstrap import Hub, build_services, serve_async
 from hub.settings import Settings, load_settings
 from tests.servers import free_port
 

@@ -2,7 +2,7 @@
 
 Routes name what they use as `Annotated` aliases (`ServicesDep`, `BroadcastsDep`, `Viewer`, …);
 a router test overrides the getter (`app.dependency_overrides[get_broadcasts] = lambda: svc`).
-A service the container lacks answers 503 naming it (role checks come first in every route).
+The container always holds every service (hub.bootstrap); role checks come first in every route.
 """
 
 from __future__ import annotations
@@ -42,15 +42,11 @@ def get_registry(services: ServicesDep) -> Registry:
 
 
 def get_snapshots(services: ServicesDep) -> SnapshotService:
-    if services.snapshots is None:
-        raise _unavailable("camera snapshots are not available")
-    return services.snapshots  # type: ignore[no-any-return]
+    return services.snapshots
 
 
 def get_broadcasts(services: ServicesDep) -> BroadcastService:
-    if services.broadcasts is None:
-        raise _unavailable("broadcasts are not available")
-    return services.broadcasts  # type: ignore[no-any-return]
+    return services.broadcasts
 
 
 def get_media(broadcasts: Annotated[BroadcastService, Depends(get_broadcasts)]) -> MediaStore:
@@ -65,20 +61,14 @@ def get_media_url_allow(services: ServicesDep) -> tuple[str, ...]:
 
 
 def get_problems(services: ServicesDep) -> ProblemService:
-    if services.problems is None:
-        raise _unavailable("the problem ledger is not running")
     return services.problems
 
 
 def get_rankings(services: ServicesDep) -> RankingService:
-    if services.rankings is None:
-        raise _unavailable("rankings are not available")
     return services.rankings
 
 
 def get_lights(services: ServicesDep) -> LightService:
-    if services.lights is None:
-        raise _unavailable("street lights are not available")
     return services.lights
 
 

@@ -54,7 +54,7 @@ class NotFound(KeyError):
 
 @dataclass(frozen=True, slots=True)
 class SpeakerRef:
-    """A loudspeaker as the broadcast service sees it (hub.wiring builds these from the registry)."""
+    """A loudspeaker as the broadcast service sees it (hub.bootstrap builds these from the registry)."""
 
     id: str
     village: str | None = None

@@ -35,6 +35,7 @@ from hub.ingest.workers import (
     WorkerConfig,
     forwarded,
 )
+from hub.logconfig import configure_logging
 from hub.messages import InboundMessage
 from hub.topics import Topics
 from hub.tsdb.base import TimeSeriesStore
@@ -76,7 +77,7 @@ class WorkerRegistry:
 
 
 def build_store(cfg: WorkerConfig) -> TimeSeriesStore:
-    """The configured backend (the same choice as `hub.runtime.build_store`, from plain values)."""
+    """The configured backend (the same choice as `hub.bootstrap.build_store`, from plain values)."""
     if cfg.store_kind == "influx_v2":
         from hub.tsdb.influx_v2 import InfluxV2Store
 
@@ -97,10 +98,7 @@ def build_store(cfg: WorkerConfig) -> TimeSeriesStore:
 def run(conn: Connection, index: int) -> None:
     kind, cfg = conn.recv()
     assert kind == "config" and isinstance(cfg, WorkerConfig)
-    logging.basicConfig(level=cfg.log_level.upper(),
-                        format=f"%(asctime)s %(levelname)s ingest-{index} %(name)s: %(message)s")
-    for noisy in ("httpx", "httpcore"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+    configure_logging(cfg.log_level, prefix=f"ingest-{index} ")
     send_lock = threading.Lock()
 
     def send(msg: tuple[Any, ...]) -> None:

@@ -1,4 +1,4 @@
-"""The look-ups the snapshot service is given (wired by hub.wiring).
+"""The look-ups the snapshot service is given (wired by hub.bootstrap).
 
 The shared collaborator interfaces (publisher, alert, event and point sinks) are in hub.ports.
 """

@@ -17,9 +17,9 @@ from fastapi.testclient import TestClient
 from openpyxl import load_workbook
 
 from hub.api.app import create_app
+from hub.bootstrap import build_services
 from hub.clock import ManualClock
 from hub.messages import InboundMessage
-from hub.runtime import build_services
 from hub.services import Services
 from hub.settings import load_settings
 from hub.snapshots.synthetic import scene_jpeg
@@ -51,9 +51,6 @@ class Api:
 def api(tmp_path: Path) -> Iterator[Api]:
     clock = ManualClock(T0)
     services = build_services(load_settings(data_dir=tmp_path, influx_url=None), clock)
-    from hub.wiring import attach_optional_services
-
-    attach_optional_services(services)
     services.registry.import_township(TOWNSHIP)
     assert services.snapshots is not None and services.problems is not None
     services.snapshots.start()

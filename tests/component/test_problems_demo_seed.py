@@ -11,10 +11,10 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from hub.bootstrap import build_services
 from hub.clock import ManualClock
 from hub.problems.demo_seed import seed_demo_history
 from hub.problems.model import Filters
-from hub.runtime import build_services
 from hub.settings import load_settings
 
 pytestmark = pytest.mark.component
@@ -39,9 +39,6 @@ def test_demo_history_makes_the_ledger_and_the_ranking_meaningful(tmp_path: Path
         assert counts["presence"] > 20 and counts["alerts"] > 0 and counts["problems"] >= 20
         assert counts["deliveries"] > 0
         assert seed_demo_history(services) == {}  # once per data directory
-        from hub.wiring import attach_optional_services
-
-        attach_optional_services(services)
         assert services.problems is not None and services.rankings is not None
         problems, total = services.problems.query(Filters(), 500)
         assert total == counts["problems"]

@@ -26,10 +26,10 @@ from fastapi.testclient import TestClient
 from starlette.websockets import WebSocketDisconnect
 
 from hub.api.app import create_app
+from hub.bootstrap import build_services
 from hub.clock import ManualClock
 from hub.devices.heartbeat import Heartbeat, parse_heartbeat
 from hub.registry.model import Device, Village
-from hub.runtime import build_services
 from hub.services import Services
 from hub.settings import load_settings
 
@@ -64,9 +64,6 @@ def _close(services: Services) -> None:
 def api(tmp_path: Path) -> Iterator[Api]:
     settings = load_settings(data_dir=tmp_path / "data", influx_url=None, media_url_allow=CDN)
     services = build_services(settings, ManualClock(1_780_000_000.0))
-    from hub.wiring import attach_optional_services
-
-    attach_optional_services(services)
     app = create_app(services)
     tokens = {role: services.tokens.create(f"{role}-user", role) for role in ROLES}  # type: ignore[arg-type]
     with TestClient(app, raise_server_exceptions=False) as client:

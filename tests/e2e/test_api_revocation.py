@@ -21,7 +21,7 @@ from fastapi.testclient import TestClient
 from starlette.websockets import WebSocketDisconnect
 
 from hub.api.app import create_app
-from hub.runtime import build_services
+from hub.bootstrap import build_services
 from hub.services import Services
 from hub.settings import load_settings
 

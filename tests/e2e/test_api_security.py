@@ -27,8 +27,8 @@ from starlette.websockets import WebSocketDisconnect
 from hub.api.app import create_app
 from hub.api.bodylimit import LARGE_BODY_ROUTES, body_limit
 from hub.auth import FailureLimiter
+from hub.bootstrap import build_services
 from hub.clock import ManualClock
-from hub.runtime import build_services
 from hub.services import Services
 from hub.settings import load_settings
 
@@ -48,10 +48,6 @@ class Api:
 
 def build_app(data: Path) -> tuple[Services, FastAPI]:
     services = build_services(load_settings(data_dir=data, influx_url=None), ManualClock())
-    with contextlib.suppress(ModuleNotFoundError):
-        from hub.wiring import attach_optional_services
-
-        attach_optional_services(services)  # mount every optional router too
     return services, create_app(services)
 
 
