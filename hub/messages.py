@@ -34,9 +34,11 @@ class Point:
 
 @dataclass(frozen=True, slots=True)
 class Rejection:
-    """A counted, logged refusal of input. `reason` is a short stable label for metrics."""
+    """A counted, logged refusal of input (`hub.rejections`). `reason` is a short stable label for
+    metrics; with `field`, one heartbeat field was refused and the rest of the message kept."""
 
-    kind: str  # heartbeat | status | snapshot | event | ack | topic | api
+    kind: str  # heartbeat | status | snapshot | event | ack | topic | api | light
     reason: str
     device_id: str | None = None
     detail: str = ""
+    field: str = ""

@@ -54,22 +54,33 @@ class LiveState:
 
     def on_heartbeat(self, hb: Heartbeat) -> HeartbeatOutcome:
         with self._lock:
-            d = self._dev(hb.device_id)
-            d.kind = hb.kind
-            d.last_seen = hb.received_at
-            d.last_heartbeat = hb.received_at
-            d.values.update(hb.fields)
-            d.values["ts"] = hb.time
-            d.clock_skew_s = hb.clock_skew_s
-            lost = lost_between(d.seq, hb.seq)
-            if hb.seq is not None:
-                d.seq = hb.seq
-            d.heartbeats += 1
-            d.lost += lost
-            self._bucket_heartbeats += 1
-            self._bucket_lost += lost
-            t = self.presence.on_heartbeat(hb.device_id, hb.received_at, hb.interval_s)
-            return HeartbeatOutcome(lost, t)
+            return self._heartbeat(hb)
+
+    def on_heartbeats(self, batch: list[Heartbeat]) -> list[HeartbeatOutcome]:
+        """`on_heartbeat` for each, in order, under one lock."""
+        one = self._heartbeat
+        with self._lock:
+            return [one(hb) for hb in batch]
+
+    def _heartbeat(self, hb: Heartbeat) -> HeartbeatOutcome:
+        d = self._devices.get(hb.device_id)
+        if d is None:
+            d = self._devices[hb.device_id] = DeviceLive()
+        d.kind = hb.kind
+        d.last_seen = hb.received_at
+        d.last_heartbeat = hb.received_at
+        d.values.update(hb.fields)
+        d.values["ts"] = hb.time
+        d.clock_skew_s = hb.clock_skew_s
+        lost = lost_between(d.seq, hb.seq)
+        if hb.seq is not None:
+            d.seq = hb.seq
+        d.heartbeats += 1
+        d.lost += lost
+        self._bucket_heartbeats += 1
+        self._bucket_lost += lost
+        t = self.presence.on_heartbeat(hb.device_id, hb.received_at, hb.interval_s)
+        return HeartbeatOutcome(lost, t)
 
     def on_status(self, device_id: str, payload: str, now: float) -> Transition | None:
         with self._lock:

@@ -15,6 +15,8 @@ def parse_status(device_id: str, payload: bytes) -> StatusValue | Rejection:
         text = payload.decode("utf-8").strip()
     except UnicodeDecodeError:
         return Rejection("status", "not_utf8", device_id)
-    if text == "online" or text == "offline":
-        return text
+    if text == "online":
+        return "online"
+    if text == "offline":
+        return "offline"
     return Rejection("status", "bad_value", device_id, repr(text[:32]))

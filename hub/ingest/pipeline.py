@@ -1,9 +1,11 @@
 """The ingest pipeline: a table from channel to handler, run by worker threads in batches.
 
-Each batch: handlers turn messages into line-protocol lines (and update live state,
-alerts, events); the lines are made durable (`DurableWriter.write_durable`); only then
-are the batch's QoS 1 messages acknowledged to the broker. A handler never raises out
-of the pipeline: an internal error is counted and logged, and the batch goes on.
+Each batch: the device handlers (`hub.devices.handlers`, pure) turn messages into points,
+effects and rejections; the dispatcher (`Ingest`) counts the rejections and applies the effects
+in order (live state, presence, alerts, the event bus, the broadcast, street-light and snapshot
+services); the points are made durable (`DurableWriter.write_durable`); only then are the
+batch's QoS 1 messages acknowledged to the broker. Nothing raises out of the pipeline: an
+internal error is counted and logged, and the batch goes on.
 """
 
 from __future__ import annotations
@@ -15,59 +17,67 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from hub import metrics
-from hub.devices.events import ALERTING, CLEARS, DeviceEvent, parse_event
-from hub.devices.heartbeat import Heartbeat, heartbeat_point_fields, parse_heartbeat
+from hub.devices import handlers as h
+from hub.devices.handlers import HandlerResult
+from hub.devices.heartbeat import Heartbeat
 from hub.devices.presence import Transition
-from hub.devices.status import parse_status
-from hub.ingest.rejections import RejectionLog
-from hub.messages import InboundMessage, Point, Rejection
-from hub.tsdb.lineprotocol import encode_line, encode_point, line_head
+from hub.messages import InboundMessage, Rejection
+from hub.rejections import REJECTIONS, RejectionLog
+from hub.tsdb.lineprotocol import line_head
 
 if TYPE_CHECKING:  # an ingest worker process runs this module without the hub's services
     from hub.services import Services
 
 log = logging.getLogger(__name__)
 
-Handler = Callable[[InboundMessage, list[str]], None]
+Handler = Callable[[InboundMessage, HandlerResult], None]
+# Applies a run of heartbeats (and the speaker states among them) to the live state.
+HeartbeatSink = Callable[[list[h.Effect], HandlerResult], None]
 DEVICE_KINDS = ("camera", "speaker", "light")
 _TAG_CACHE_MAX = 200_000
 
-# Metric children used once per heartbeat: `.labels()` costs microseconds, so look them up once.
-_HB_ACCEPTED = metrics.messages_accepted.labels(kind="heartbeat")
+# Metric children used once per batch: `.labels()` costs microseconds, so look them up once.
 _HB_SKEW = metrics.clock_skew.labels(kind="heartbeat")
+_ACCEPTED: dict[str, Any] = {}
+_HEARTBEAT_RUN = (Heartbeat, h.SpeakerState)
+
+
+def _accepted(kind: str) -> Any:
+    child = _ACCEPTED.get(kind)
+    if child is None:
+        child = _ACCEPTED[kind] = metrics.messages_accepted.labels(kind=kind)
+    return child
 
 
 class Ingest:
-    """Turns messages into points and state. Thread-safe; used by every ingest worker."""
+    """The dispatcher: runs the handlers, counts rejections, applies effects. Thread-safe; used
+    by every ingest worker. `note_unregistered(device, kind)` records a device that publishes
+    without being registered; by default a `Registrar` does it off the hot path."""
 
-    def __init__(self, services: Services, *, defer_registration: bool = True) -> None:
+    def __init__(self, services: Services, *, note_unregistered: Callable[[str, str], None] | None = None,
+                 rejections: RejectionLog = REJECTIONS) -> None:
         self.s = services
-        self.rejections = RejectionLog()
-        # Recording a device that publishes unregistered is an SQLite write: done off the hot
-        # path (`Registrar`) in the hub process; a worker process's registry is a local dict.
-        self._registrar = Registrar(services.registry) if defer_registration else None
+        self.rejections = rejections
+        self._note = note_unregistered or Registrar(services.registry).note
         # (device, kind) → (the registry's Device it was built from, tags, heartbeat line head)
         self._series: dict[tuple[str, str], tuple[object, dict[str, str], str]] = {}
-        # In the hub process heartbeats update the live state at once; an ingest worker
-        # process replaces this with a sink that forwards them to the hub process.
-        self.heartbeat_sink: Callable[[Heartbeat, list[str], dict[str, str]], None] = self.apply_heartbeat
+        # In the hub process heartbeats update the live state; an ingest worker process replaces
+        # this with a sink that forwards them to the hub process.
+        self.heartbeat_sink: HeartbeatSink = self.apply_heartbeats
         self.handlers: dict[str, Handler] = {
-            "heartbeat": self.on_heartbeat,
-            "status": self.on_status,
-            "event": self.on_event,
-            "ack": self.on_ack,
-            "snapshot": self.on_snapshot,
+            "heartbeat": lambda msg, out: h.on_heartbeat(msg, out, self, self.s.settings.clock_skew_s),
+            "status": h.on_status,
+            "event": lambda msg, out: h.on_event(msg, out, self, self.s.settings.clock_skew_s),
+            "ack": h.on_ack,
+            "snapshot": h.on_snapshot,
         }
 
-    # --- helpers -----------------------------------------------------------------------
+    # --- the directory the handlers look devices up in (no I/O) -----------------------------
     def tags(self, device_id: str, kind: str | None) -> dict[str, str]:
         dev = self.s.registry.get(device_id)
-        if dev is None and kind in DEVICE_KINDS:
-            if self._registrar is not None:
-                self._registrar.note(device_id, kind)  # the tags below are those it will have
-            else:
-                dev = self.s.registry.note_unregistered(device_id, kind)  # type: ignore[arg-type]
         if dev is None:
+            if kind in DEVICE_KINDS:
+                self._note(device_id, kind)  # type: ignore[arg-type]  # the tags below are those it will have
             tags = {"device": device_id, "village": "", "village_group": ""}
         else:
             tags = {"device": device_id, "village": dev.village or "", "village_group": dev.group or ""}
@@ -88,147 +98,151 @@ class Ingest:
         self._series[(device_id, kind)] = (self.s.registry.get(device_id), tags, head)
         return tags, head
 
-    def handle(self, msg: InboundMessage, lines: list[str]) -> None:
+    def name(self, device_id: str) -> str:
+        dev = self.s.registry.get(device_id)
+        return dev.name if dev is not None and dev.name else device_id
+
+    # --- handling -----------------------------------------------------------------------------
+    def handle(self, msg: InboundMessage, out: HandlerResult) -> None:
+        """Run the message's handler into `out` (nothing applied yet: see `finish`)."""
         handler = self.handlers.get(msg.channel)
         if handler is None:
-            self.rejections.reject("topic", "bad_channel", msg.device_id)
+            out.rejections.append(Rejection("topic", "bad_channel", msg.device_id))
             return
         if msg.retain and msg.channel != "status":
             # Only `status` is retained by contract (PROTOCOL §2). The broker replays any other
             # retained message on every (re)subscription: ingesting it would count it again.
-            self.rejections.reject(msg.channel, "retained", msg.device_id)
+            out.rejections.append(Rejection(msg.channel, "retained", msg.device_id))
             return
         try:
-            handler(msg, lines)
+            handler(msg, out)
         except Exception as exc:  # never let one message stop ingestion
-            metrics.messages_rejected.labels(kind=msg.channel, reason="internal_error").inc()
+            out.rejections.append(Rejection(msg.channel, "internal_error", msg.device_id, repr(exc)))
             log.exception("internal error handling %s from %s: %s", msg.channel, msg.device_id, exc)
 
-    # --- heartbeat ---------------------------------------------------------------------
-    def on_heartbeat(self, msg: InboundMessage, lines: list[str]) -> None:
-        result = parse_heartbeat(msg.device_id, msg.payload, msg.received_at,
-                                 skew_limit_s=self.s.settings.clock_skew_s)
-        if not isinstance(result, Heartbeat):
-            self.rejections.reject("heartbeat", result.reason, msg.device_id, result.detail)
+    def handle_batch(self, batch: list[InboundMessage]) -> list[str]:
+        """Handle every message, apply the effects; the points to store."""
+        out = HandlerResult()
+        handle = self.handle
+        for msg in batch:
+            handle(msg, out)
+        self.finish(out)
+        return out.points
+
+    def finish(self, out: HandlerResult) -> None:
+        """Count the rejections, apply the effects in order, then count what was accepted."""
+        reject = self.rejections.reject
+        for r in out.rejections:
+            reject(r)
+        self.apply(out.effects, out)
+        if out.clock_skewed:
+            _HB_SKEW.inc(out.clock_skewed)
+        for kind, n in out.accepted.items():
+            _accepted(kind).inc(n)
+
+    # --- applying effects -----------------------------------------------------------------
+    def apply(self, effects: list[h.Effect], out: HandlerResult) -> None:
+        i, n = 0, len(effects)
+        while i < n:
+            e = effects[i]
+            if type(e) is Heartbeat:  # a run of heartbeats: the live state's lock taken once
+                j = i + 1
+                while j < n and type(effects[j]) in _HEARTBEAT_RUN:
+                    j += 1
+                try:
+                    self.heartbeat_sink(effects[i:j], out)
+                except Exception:
+                    log.exception("internal error applying %d heartbeats", j - i)
+                i = j
+                continue
+            try:
+                self.apply_one(e, out)
+            except Exception:
+                log.exception("internal error applying %s", type(e).__name__)
+            i += 1
+
+    def apply_heartbeats(self, run: list[h.Effect], out: HandlerResult) -> None:
+        """Heartbeats into the live state (seq gaps, presence); speaker states to the broadcast
+        service, in order. Tags are looked up only when a presence point needs them."""
+        outcomes = iter(self.s.live.on_heartbeats([e for e in run if type(e) is Heartbeat]))
+        lost = 0
+        for e in run:
+            try:
+                if type(e) is Heartbeat:
+                    outcome = next(outcomes)
+                    lost += outcome.lost
+                    if outcome.transition:
+                        self.on_transition(outcome.transition, out, self.heartbeat_series(e.device_id, e.kind)[0])
+                else:
+                    self.apply_one(e, out)
+            except Exception:
+                log.exception("internal error applying a heartbeat of %s", getattr(e, "device_id", "?"))
+        if lost:
+            metrics.heartbeats_lost.inc(lost)
+
+    def apply_one(self, e: h.Effect, out: HandlerResult) -> None:
+        s = self.s
+        if isinstance(e, h.SpeakerState):
+            if s.broadcasts is not None:
+                s.broadcasts.on_speaker_heartbeat(e.device_id, e.state, e.playing, e.ts)
+        elif isinstance(e, h.Touched):
+            s.live.touch(e.device_id, e.ts, kind=e.kind)
+        elif isinstance(e, h.StatusSeen):
+            transition = s.live.on_status(e.device_id, e.status, e.ts)
+            if transition:
+                self.on_transition(transition, out)
+        elif isinstance(e, h.RaiseAlert):
+            s.alerts.raise_alert(e.key, device_id=e.device_id, type=e.type, severity=e.severity,
+                                 message=e.message, ts=e.ts)
+        elif isinstance(e, h.ClearAlert):
+            s.alerts.clear_alert(e.key, e.ts)
+        elif isinstance(e, h.BusEvent):
+            s.bus.publish(e.type, e.data, e.ts)
+        elif isinstance(e, h.PresenceChanged):
+            if s.broadcasts is not None:
+                s.broadcasts.on_presence(e.device_id, e.online, e.ts)
+        elif isinstance(e, h.AckReceived):
+            self._ack(e.msg)
+        elif isinstance(e, h.SnapshotReceived):
+            if s.snapshots is None:
+                self.rejections.reject(Rejection("snapshot", "no_snapshot_service", e.msg.device_id))
+            else:
+                s.snapshots.offer(e.msg)
+        else:  # a heartbeat
+            self.heartbeat_sink([e], out)
+
+    def _ack(self, msg: InboundMessage) -> None:
+        s = self.s
+        if s.lights is not None:  # a street-light command's ack (ids `lt-…`); None: not one
+            handled = s.lights.on_ack(msg.device_id, msg.payload, msg.received_at)
+            if handled is not None:
+                if handled:
+                    _accepted("ack").inc()
+                return
+        if s.broadcasts is None:
+            self.rejections.reject(Rejection("ack", "no_broadcast_service", msg.device_id))
             return
-        for fr in result.rejected:
-            self.rejections.reject_field(fr.field, fr.reason, msg.device_id)
-        if result.clock_skew_s is not None:
-            _HB_SKEW.inc()
-        tags, head = self.heartbeat_series(msg.device_id, result.kind)
-        fields = heartbeat_point_fields(result) or {"empty": True}
-        lines.append(encode_line(head, fields, result.time, "heartbeat"))
-        _HB_ACCEPTED.inc()
-        self.heartbeat_sink(result, lines, tags)
+        if s.broadcasts.on_ack(msg.device_id, msg.payload, msg.received_at):
+            _accepted("ack").inc()
 
-    def apply_heartbeat(self, hb: Heartbeat, lines: list[str], tags: dict[str, str] | None = None) -> None:
-        """The live-state side of a heartbeat: seq gaps, presence, the speaker's state. `tags`
-        (the heartbeat's series) are looked up here only when a presence point needs them."""
-        outcome = self.s.live.on_heartbeat(hb)
-        if outcome.lost:
-            metrics.heartbeats_lost.inc(outcome.lost)
-        if outcome.transition:
-            if tags is None:
-                tags = self.heartbeat_series(hb.device_id, hb.kind)[0]
-            self.on_transition(outcome.transition, lines, tags)
-        if self.s.broadcasts is not None and hb.kind == "speaker":
-            self.s.broadcasts.on_speaker_heartbeat(
-                hb.device_id, hb.fields.get("state"), hb.fields.get("playing"), hb.received_at
-            )
-
-    # --- status / presence -------------------------------------------------------------
-    def on_status(self, msg: InboundMessage, lines: list[str]) -> None:
-        text = parse_status(msg.device_id, msg.payload)
-        if isinstance(text, Rejection):
-            self.rejections.reject(text.kind, text.reason, msg.device_id, text.detail)
-            return
-        t = self.s.live.on_status(msg.device_id, text, msg.received_at)
-        if t:
-            self.on_transition(t, lines)
-        metrics.messages_accepted.labels(kind="status").inc()
-
-    def on_transition(self, t: Transition, lines: list[str], tags: dict[str, str] | None = None) -> None:
+    # --- presence ---------------------------------------------------------------------------
+    def on_transition(self, t: Transition, out: HandlerResult, tags: dict[str, str] | None = None) -> None:
         if tags is None:
             dev = self.s.registry.get(t.device_id)
             tags = self.tags(t.device_id, dev.kind if dev else None)
-        online = t.status == "online"
-        lines.append(encode_point(Point("presence", tags, {"online": online, "reason": t.reason}, t.ts)))
-        key = f"offline:{t.device_id}"
-        dev = self.s.registry.get(t.device_id)
-        name = dev.name if dev and dev.name else t.device_id
-        if online:
-            self.s.alerts.clear_alert(key, t.ts)
-        else:
-            why = {"will": "断开连接（遗嘱消息）", "timeout": "心跳超时", "status": "离线"}.get(t.reason, t.reason)
-            self.s.alerts.raise_alert(key, device_id=t.device_id, type="offline", severity="warning",
-                                      message=f"{name} 离线：{why}", ts=t.ts)
-        self.s.bus.publish("presence", {
-            "device": t.device_id, "kind": tags.get("kind"), "village": tags.get("village") or None,
-            "status": t.status, "reason": t.reason,
-        }, t.ts)
-        if self.s.broadcasts is not None:
-            self.s.broadcasts.on_presence(t.device_id, online, t.ts)
+        effects: list[h.Effect] = []
+        h.presence_effects(t, tags, self.name(t.device_id), out.points, effects)
+        self.apply(effects, out)
 
     def sweep(self, now: float) -> list[str]:
         """Presence timeouts; returns the lines to store."""
-        lines: list[str] = []
+        out = HandlerResult()
         for t in self.s.live.sweep(now):
             try:
-                self.on_transition(t, lines)
+                self.on_transition(t, out)
             except Exception:
                 log.exception("internal error on presence transition of %s", t.device_id)
-        return lines
-
-    # --- events ------------------------------------------------------------------------
-    def on_event(self, msg: InboundMessage, lines: list[str]) -> None:
-        result = parse_event(msg.device_id, msg.payload, msg.received_at,
-                             skew_limit_s=self.s.settings.clock_skew_s)
-        if not isinstance(result, DeviceEvent):
-            self.rejections.reject("event", result.reason, msg.device_id, result.detail)
-            return
-        self.s.live.touch(msg.device_id, msg.received_at)
-        tags = self.tags(msg.device_id, None)
-        tags["type"] = result.type
-        lines.append(encode_point(Point("event", tags, {"detail": result.detail_json}, result.time)))
-        severity = ALERTING.get(result.type)
-        dev = self.s.registry.get(msg.device_id)
-        name = dev.name if dev and dev.name else msg.device_id
-        if severity:
-            self.s.alerts.raise_alert(f"{result.type}:{msg.device_id}", device_id=msg.device_id,
-                                      type=result.type, severity=severity,
-                                      message=f"{name}：{_EVENT_LABELS.get(result.type, result.type)}",
-                                      ts=result.time)
-        cleared = CLEARS.get(result.type)
-        if cleared:
-            self.s.alerts.clear_alert(f"{cleared}:{msg.device_id}", result.time)
-        self.s.bus.publish("device_event", {"device": msg.device_id, "type": result.type,
-                                            "detail": result.detail_json}, result.time)
-        metrics.messages_accepted.labels(kind="event").inc()
-
-    # --- acks and snapshots go to their services ----------------------------------------
-    def on_ack(self, msg: InboundMessage, lines: list[str]) -> None:
-        self.s.live.touch(msg.device_id, msg.received_at)
-        if self.s.lights is not None:  # a street-light command's ack (ids `lt-…`); None: not one
-            handled = self.s.lights.on_ack(msg.device_id, msg.payload, msg.received_at)
-            if handled is not None:
-                if handled:
-                    metrics.messages_accepted.labels(kind="ack").inc()
-                return
-        if self.s.broadcasts is None:
-            self.rejections.reject("ack", "no_broadcast_service", msg.device_id)
-            return
-        if self.s.broadcasts.on_ack(msg.device_id, msg.payload, msg.received_at):
-            metrics.messages_accepted.labels(kind="ack").inc()
-
-    def on_snapshot(self, msg: InboundMessage, lines: list[str]) -> None:
-        self.s.live.touch(msg.device_id, msg.received_at, kind="camera")
-        if self.s.snapshots is None:
-            self.rejections.reject("snapshot", "no_snapshot_service", msg.device_id)
-            return
-        self.s.snapshots.offer(msg)
-
-
-_EVENT_LABELS = {"tamper": "防拆报警", "fault": "设备故障", "power_loss": "断电"}
+        return out.points
 
 
 class Registrar:
@@ -350,10 +364,7 @@ class IngestWorker:
             self._commits.put(None)
 
     def handle(self, batch: list[InboundMessage]) -> list[str]:
-        lines: list[str] = []
-        for msg in batch:
-            self.ingest.handle(msg, lines)
-        return lines
+        return self.ingest.handle_batch(batch)
 
     def _commit_loop(self) -> None:
         while True:

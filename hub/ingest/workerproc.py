@@ -23,6 +23,7 @@ from types import SimpleNamespace
 from typing import Any, cast
 
 from hub.clock import SystemClock
+from hub.devices.handlers import Effect, HandlerResult
 from hub.devices.heartbeat import Heartbeat
 from hub.ingest.mqttrx import MqttReceiver, RxOptions
 from hub.ingest.pipeline import Ingest, IngestWorker
@@ -53,27 +54,21 @@ class _Device(SimpleNamespace):
 
 class WorkerRegistry:
     """The registry as a worker sees it: device tags pushed by the hub process. An unregistered
-    device gets a local placeholder (the hub process records it when the heartbeat arrives)."""
+    device has no entry here (the hub process records it when the heartbeat arrives); its tags
+    are the ones that entry will have."""
 
     def __init__(self) -> None:
         self._base: dict[str, _Device] = {}
-        self._fresh: dict[str, _Device] = {}
 
     def replace(self, tags: DeviceTags) -> None:
         self._base = {d: _Device(kind=k, village=v, group=g, name=d) for d, (k, v, g) in tags.items()}
-        self._fresh = {}
 
     def get(self, device_id: str) -> _Device | None:
-        dev = self._base.get(device_id)
-        return dev if dev is not None else self._fresh.get(device_id)
+        return self._base.get(device_id)
 
-    def note_unregistered(self, device_id: str, kind: str) -> _Device:
-        dev = self.get(device_id)
-        if dev is None:
-            if len(self._fresh) >= 200_000:
-                self._fresh.clear()
-            dev = self._fresh[device_id] = _Device(kind=kind, village="", group="", name=device_id)
-        return dev
+
+def _recorded_by_the_hub(device_id: str, kind: str) -> None:
+    """A worker records no device: the hub process does, when the heartbeat is forwarded."""
 
 
 def build_store(cfg: WorkerConfig) -> TimeSeriesStore:
@@ -112,14 +107,14 @@ def run(conn: Connection, index: int) -> None:
     registry = WorkerRegistry()
     services = SimpleNamespace(settings=SimpleNamespace(clock_skew_s=cfg.clock_skew_s), registry=registry,
                                clock=clock, writer=writer, live=None, broadcasts=None, snapshots=None)
-    ingest = Ingest(cast(Any, services), defer_registration=False)  # its registry is a local dict
+    ingest = Ingest(cast(Any, services), note_unregistered=_recorded_by_the_hub)
     outbox: list[Forwarded] = []
     outbox_lock = threading.Lock()
 
-    def forward(hb: Heartbeat, lines: list[str], tags: dict[str, str]) -> None:
-        item = forwarded(hb)
+    def forward(run: list[Effect], out: HandlerResult) -> None:
+        items = [forwarded(e) for e in run if type(e) is Heartbeat]
         with outbox_lock:
-            outbox.append(item)
+            outbox.extend(items)
 
     ingest.heartbeat_sink = forward
     deltas = MetricDeltas()

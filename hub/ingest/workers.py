@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from hub import metrics
+from hub.devices.handlers import Effect, HandlerResult, heartbeat_effects
 from hub.devices.heartbeat import Heartbeat
 
 if TYPE_CHECKING:
@@ -271,17 +272,19 @@ class IngestWorkerPool:
                 log.exception("could not apply a batch from ingest worker %s", link.index)
 
     def _apply(self, heartbeats: list[Forwarded], deltas: list[MetricDelta]) -> None:
-        lines: list[str] = []
+        out = HandlerResult()
         ingest = self.ingest
         known = self.services.registry.get
-        apply = ingest.apply_heartbeat
+        run: list[Effect] = []
+        for f in heartbeats:
+            if known(f[0]) is None:
+                ingest.tags(f[0], f[1])  # notes the unregistered device (recorded off this thread)
+            heartbeat_effects(heartbeat_of(f), run)
         with self._apply_lock:  # one worker's batch at a time: presence transitions stay ordered
-            for f in heartbeats:
-                if known(f[0]) is None:
-                    ingest.tags(f[0], f[1])  # records the unregistered device (off this thread)
-                apply(heartbeat_of(f), lines)  # tags looked up only for a presence point
-        if lines:
-            self.services.writer.submit(lines)
+            if run:
+                ingest.apply(run, out)  # tags looked up only for a presence point
+        if out.points:
+            self.services.writer.submit(out.points)
         if deltas:
             apply_deltas(deltas)
 
