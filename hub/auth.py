@@ -17,13 +17,12 @@ import re
 import secrets
 import sqlite3
 import threading
-import time
 from collections import deque
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
+from hub.clock import Clock
 from hub.roles import ROLES, Role, role_allows
 
 TOKEN_PREFIX: Final = "vh_"
@@ -87,8 +86,7 @@ CREATE TABLE IF NOT EXISTS audit (
 
 
 class TokenStore:
-    def __init__(self, db_path: Path, bootstrap_token: str | None = None, *,
-                 monotonic: Callable[[], float] = time.monotonic,
+    def __init__(self, db_path: Path, bootstrap_token: str | None = None, *, clock: Clock,
                  cache_ttl_s: float = TOKEN_CACHE_TTL_S) -> None:
         db_path.parent.mkdir(parents=True, exist_ok=True)
         self._db = sqlite3.connect(str(db_path), check_same_thread=False, isolation_level=None)
@@ -96,7 +94,7 @@ class TokenStore:
         self._db.executescript(_SCHEMA)
         self._lock = threading.Lock()
         self._bootstrap_hash = hash_token(bootstrap_token) if bootstrap_token else None
-        self._monotonic = monotonic
+        self._clock = clock
         self._cache_ttl_s = cache_ttl_s
         self._cache: dict[str, tuple[Principal, float]] = {}  # digest → (principal, checked at)
 
@@ -109,7 +107,7 @@ class TokenStore:
         with self._lock:
             self._db.execute(
                 "INSERT INTO tokens(hash, name, role, created_at) VALUES (?,?,?,?)",
-                (hash_token(token), name, role, now or time.time()),
+                (hash_token(token), name, role, self._clock.now() if now is None else now),
             )
         return token
 
@@ -119,7 +117,7 @@ class TokenStore:
         digest = hash_token(token)
         if self._bootstrap_hash and hmac.compare_digest(digest, self._bootstrap_hash):
             return Principal("bootstrap", "admin", digest[:12])
-        now = self._monotonic()
+        now = self._clock.monotonic()
         with self._lock:
             cached = self._cache.get(digest)
             if cached and now - cached[1] < self._cache_ttl_s:
@@ -148,7 +146,7 @@ class TokenStore:
         with self._lock:
             cur = self._db.execute(
                 "UPDATE tokens SET revoked_at=? WHERE substr(hash, 1, ?) = ? AND revoked_at IS NULL",
-                (now or time.time(), TOKEN_ID_LEN, token_id),
+                (self._clock.now() if now is None else now, TOKEN_ID_LEN, token_id),
             )
             self._cache.clear()
             return cur.rowcount > 0
@@ -157,7 +155,7 @@ class TokenStore:
         with self._lock:
             self._db.execute(
                 "INSERT INTO audit(ts, actor, role, action, target, detail) VALUES (?,?,?,?,?,?)",
-                (time.time(), actor.name, actor.role, action, target, detail[:2000]),
+                (self._clock.now(), actor.name, actor.role, action, target, detail[:2000]),
             )
 
     def audit_log(self, limit: int = 200) -> list[dict[str, object]]:

@@ -64,7 +64,7 @@ DRAIN_TIMEOUT_S = 6.0
 
 
 # --- build ------------------------------------------------------------------------------------
-def build_store(settings: Settings) -> TimeSeriesStore:
+def build_store(settings: Settings, clock: Clock) -> TimeSeriesStore:
     kind = settings.store_kind
     if kind == "influx_v2":
         from hub.tsdb.influx_v2 import InfluxV2Store
@@ -81,7 +81,7 @@ def build_store(settings: Settings) -> TimeSeriesStore:
                              timeout=settings.write_timeout_s)
     from hub.tsdb.sqlite_store import SqliteStore
 
-    return SqliteStore(settings.data_dir / "timeseries.db", retention=settings.influx_retention)
+    return SqliteStore(settings.data_dir / "timeseries.db", retention=settings.influx_retention, clock=clock)
 
 
 def point_sink(writer: DurableWriter) -> PointSink:
@@ -124,14 +124,14 @@ def build_services(settings: Settings, clock: Clock | None = None, *, spool_name
     prepare_data_dir(data)  # 0700, its contents 0600 (hub.preflight)
     bus = EventBus(clock=clock)
     registry = Registry(data / "registry.db")
-    store = build_store(s)
+    store = build_store(s, clock)
 
     def village_of(device_id: str) -> str | None:
         dev = registry.get(device_id)
         return dev.village if dev else None
 
     alerts = AlertBook(data / "hub.db", bus, village_of=village_of)
-    tokens = TokenStore(data / "hub.db", s.bootstrap_token)
+    tokens = TokenStore(data / "hub.db", s.bootstrap_token, clock=clock)
     writer = DurableWriter(store, data / spool_name, batch_size=s.write_batch_size, flush_s=s.write_flush_s,
                            max_spool_bytes=s.spool_max_bytes, clock=clock,
                            on_state=_store_state_reporter(clock, alerts, bus))

@@ -91,12 +91,13 @@ def token_create(
 ) -> None:
     """Print a new API token (shown once; only its hash is stored). Recorded in the audit log."""
     from hub.auth import ROLES, TokenStore, cli_principal
+    from hub.clock import SystemClock
 
     if role not in ROLES:
         typer.echo(f"--role must be one of {', '.join(ROLES)}", err=True)
         raise typer.Exit(2)
     settings = _settings()
-    store = TokenStore(settings.data_dir / "hub.db")
+    store = TokenStore(settings.data_dir / "hub.db", clock=SystemClock())
     try:
         token = store.create(name, role)  # type: ignore[arg-type]
         store.audit(cli_principal(), "token.create", name, role)
@@ -112,8 +113,9 @@ def token_create(
 def token_list() -> None:
     """List tokens (ids, names, roles; never the tokens)."""
     from hub.auth import TokenStore
+    from hub.clock import SystemClock
 
-    store = TokenStore(_settings().data_dir / "hub.db")
+    store = TokenStore(_settings().data_dir / "hub.db", clock=SystemClock())
     for t in store.tokens():
         state = "revoked" if t.revoked_at else "active"
         typer.echo(f"{t.token_id}  {t.role:8}  {state:8}  {t.name}")
@@ -125,8 +127,9 @@ def token_revoke(token_id: str) -> None:
     """Revoke a token by the exact id `token list` shows (a running hub stops accepting it within
     5 s). Recorded in the audit log."""
     from hub.auth import TokenStore, cli_principal
+    from hub.clock import SystemClock
 
-    store = TokenStore(_settings().data_dir / "hub.db")
+    store = TokenStore(_settings().data_dir / "hub.db", clock=SystemClock())
     ok = store.revoke(token_id)
     if ok:
         store.audit(cli_principal(), "token.revoke", token_id)

@@ -17,15 +17,15 @@ import threading
 from collections.abc import AsyncIterator
 from typing import Any
 
-from hub.clock import Clock, SystemClock
+from hub.clock import Clock
 
 Event = dict[str, Any]
 
 
 class EventBus:
-    def __init__(self, queue_size: int = 1000, *, clock: Clock | None = None) -> None:
+    def __init__(self, queue_size: int = 1000, *, clock: Clock) -> None:
         self._queue_size = queue_size
-        self._clock: Clock = clock or SystemClock()
+        self._clock: Clock = clock
         self._subscribers: set[asyncio.Queue[Event]] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._lock = threading.Lock()

@@ -22,7 +22,7 @@ from pydantic_settings import (
     YamlConfigSettingsSource,
 )
 
-from hub.topics import is_valid_id
+from hub.topics import DEFAULT_ROOT, is_valid_id
 
 BOOTSTRAP_TOKEN_MIN_LEN = 32
 # Never shown in an error, a log line or the settings' repr.
@@ -77,7 +77,7 @@ class Settings(BaseSettings):
 
     # --- PROTOCOL §8 ---
     mqtt_url: str = Field("mqtt://127.0.0.1:1883", repr=False)
-    topic_root: str = "vhub/v1"
+    topic_root: str = DEFAULT_ROOT
     influx_url: str | None = Field(None, repr=False)
     influx_db: str = "villagehub"
     influx_user: str | None = None

@@ -27,11 +27,14 @@ class DeviceTopic:
     channel: str
 
 
+DEFAULT_ROOT = "vhub/v1"  # PROTOCOL §8 VH_TOPIC_ROOT's default (hub.settings)
+
+
 @dataclass(frozen=True, slots=True)
 class Topics:
     """Builds and parses the topics under one root (default `vhub/v1`)."""
 
-    root: str = "vhub/v1"
+    root: str = DEFAULT_ROOT
 
     def device(self, device_id: str, channel: str) -> str:
         return f"{self.root}/dev/{device_id}/{channel}"

@@ -14,7 +14,7 @@ from pathlib import Path
 from fastapi import FastAPI
 
 from hub.auth import ROLES, FailureLimiter, TokenStore
-from hub.clock import Clock, ManualClock
+from hub.clock import Clock, ManualClock, SystemClock
 
 
 @dataclass
@@ -28,7 +28,7 @@ class AuthServices:
 
 def install_real_auth(app: FastAPI, data_dir: Path) -> tuple[TokenStore, dict[str, str]]:
     """A TokenStore under `data_dir` with one token per role (named `<role>-user`), wired into `app`."""
-    store = TokenStore(data_dir / "auth.db")
+    store = TokenStore(data_dir / "auth.db", clock=SystemClock())
     app.state.services = AuthServices(store)
     tokens: dict[str, str] = {role: store.create(f"{role}-user", role) for role in ROLES}
     return store, tokens

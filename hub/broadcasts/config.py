@@ -5,11 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from hub.broadcasts.schedule import DEFAULT_GRACE_S, DEFAULT_QUIET_HOURS, QuietHours
+from hub.topics import DEFAULT_ROOT
 
 
 @dataclass(frozen=True, slots=True)
 class BroadcastConfig:
-    topic_root: str = "vhub/v1"
+    topic_root: str = DEFAULT_ROOT
     tz: str = "Asia/Shanghai"  # VH_TZ: quiet hours and schedules without a zone
     grace_s: float = DEFAULT_GRACE_S  # a missed occurrence still fires when this late at most
     ack_timeout_s: float = 10.0  # resend the same play when no `received` came by then

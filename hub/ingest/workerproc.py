@@ -22,7 +22,7 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any, cast
 
-from hub.clock import SystemClock
+from hub.clock import Clock, SystemClock
 from hub.devices.handlers import Effect, HandlerResult
 from hub.devices.heartbeat import Heartbeat
 from hub.ingest.mqttrx import MqttReceiver, RxOptions
@@ -71,7 +71,7 @@ def _recorded_by_the_hub(device_id: str, kind: str) -> None:
     """A worker records no device: the hub process does, when the heartbeat is forwarded."""
 
 
-def build_store(cfg: WorkerConfig) -> TimeSeriesStore:
+def build_store(cfg: WorkerConfig, clock: Clock) -> TimeSeriesStore:
     """The configured backend (the same choice as `hub.bootstrap.build_store`, from plain values)."""
     if cfg.store_kind == "influx_v2":
         from hub.tsdb.influx_v2 import InfluxV2Store
@@ -87,7 +87,7 @@ def build_store(cfg: WorkerConfig) -> TimeSeriesStore:
                              retention=cfg.influx_retention, timeout=cfg.write_timeout_s)
     from hub.tsdb.sqlite_store import SqliteStore
 
-    return SqliteStore(Path(cfg.data_dir) / "timeseries.db", retention=cfg.influx_retention)
+    return SqliteStore(Path(cfg.data_dir) / "timeseries.db", retention=cfg.influx_retention, clock=clock)
 
 
 def run(conn: Connection, index: int) -> None:
@@ -101,7 +101,7 @@ def run(conn: Connection, index: int) -> None:
             conn.send(msg)
 
     clock = SystemClock()
-    writer = DurableWriter(build_store(cfg), Path(cfg.data_dir) / f"spool-ingest-{index}",
+    writer = DurableWriter(build_store(cfg, clock), Path(cfg.data_dir) / f"spool-ingest-{index}",
                            batch_size=cfg.write_batch_size, flush_s=cfg.write_flush_s,
                            max_spool_bytes=cfg.spool_max_bytes, clock=clock)
     registry = WorkerRegistry()

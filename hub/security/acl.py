@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Final
 
-from hub.topics import is_valid_id
+from hub.topics import DEFAULT_ROOT, is_valid_id
 
 DEVICE_WRITES: Final[tuple[str, ...]] = ("status", "heartbeat", "snapshot", "event", "ack")
 DEVICE_READS: Final[tuple[str, ...]] = ("cmd",)
@@ -32,7 +32,7 @@ def validate_root(root: str) -> str:
     return root
 
 
-def render_acl(root: str = "vhub/v1", hub_users: Iterable[str] = ("villagehub",)) -> str:
+def render_acl(root: str = DEFAULT_ROOT, hub_users: Iterable[str] = ("villagehub",)) -> str:
     """The whole ACL file for `root`, with a read-write section for each hub user."""
     root = validate_root(root)
     lines = [

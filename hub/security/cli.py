@@ -29,6 +29,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from hub.clock import SystemClock
 from hub.security.credentials import (
     DEFAULT_BROKER_GROUP,
     CredentialError,
@@ -37,6 +38,7 @@ from hub.security.credentials import (
     Role,
     write_secret_file,
 )
+from hub.settings import Settings, SettingsError, load_settings
 from hub.topics import is_valid_id
 
 app = typer.Typer(help="Devices: broker credentials.", no_args_is_help=True)
@@ -49,10 +51,14 @@ out = Console()
 REGISTRY_DB = "registry.db"
 err = Console(stderr=True)
 
+# The hub's settings (hub.settings): a flag overrides VH_DATA_DIR / VH_TOPIC_ROOT (and VH_CONFIG),
+# which override the defaults.
 DataDir = Annotated[
-    Path, typer.Option("--data-dir", envvar="VH_DATA_DIR", help="the hub's state directory")
+    Path | None, typer.Option("--data-dir", help="the hub's state directory (default: VH_DATA_DIR)", show_default=False)
 ]
-TopicRoot = Annotated[str, typer.Option("--topic-root", envvar="VH_TOPIC_ROOT")]
+TopicRoot = Annotated[
+    str | None, typer.Option("--topic-root", help="topic root (default: VH_TOPIC_ROOT)", show_default=False)
+]
 PasswordFile = Annotated[
     Path | None,
     typer.Option("--password-file", envvar="VH_MOSQUITTO_PASSWORD_FILE", help="Mosquitto password_file to rewrite"),
@@ -69,6 +75,15 @@ Group = Annotated[
     str, typer.Option("--group", help="group given read access to the files ('' for none)")
 ]
 Ids = Annotated[list[str] | None, typer.Argument(help="device ids (usernames)", show_default=False)]
+
+
+def hub_settings(data_dir: Path | None, topic_root: str | None = None) -> Settings:
+    """The hub's settings with the command's flags over them (a bad setting: exit 2, named)."""
+    flags = {k: v for k, v in (("data_dir", data_dir), ("topic_root", topic_root)) if v is not None}
+    try:
+        return load_settings(**flags)
+    except SettingsError as exc:
+        raise _fail(str(exc)) from None
 
 
 def _fail(message: str, code: int = 2) -> typer.Exit:
@@ -110,7 +125,7 @@ def _registry_ids(data_dir: Path) -> list[str]:
 
 
 def _store(data_dir: Path) -> CredentialStore:
-    return CredentialStore.in_data_dir(data_dir)
+    return CredentialStore.in_data_dir(data_dir, SystemClock())
 
 
 def _show_once(issued: list[IssuedCredential], secret_out: Path | None) -> None:
@@ -160,8 +175,8 @@ def issue(
     from_registry: Annotated[bool, typer.Option("--from-registry", help="every registered device without one")] = False,
     role: Annotated[str, typer.Option("--role", help="device or hub")] = "device",
     secret_out: Annotated[Path | None, typer.Option("--out", help="write passwords to this new 0600 CSV file")] = None,
-    data_dir: DataDir = Path("./data"),
-    topic_root: TopicRoot = "vhub/v1",
+    data_dir: DataDir = None,
+    topic_root: TopicRoot = None,
     password_file: PasswordFile = None,
     acl_file: AclFile = None,
     group: Group = DEFAULT_BROKER_GROUP,
@@ -171,13 +186,14 @@ def issue(
     if role not in ("device", "hub"):
         raise _fail("--role must be device or hub")
     role_value: Role = "hub" if role == "hub" else "device"
-    store = _store(data_dir)
-    wanted = collect_ids(ids, ids_file, data_dir, from_registry)
+    s = hub_settings(data_dir, topic_root)
+    store = _store(s.data_dir)
+    wanted = collect_ids(ids, ids_file, s.data_dir, from_registry)
     if from_registry:
         active = {r.username for r in store.records() if r.active}
         wanted = [i for i in wanted if i not in active]
     _hand_out(wanted, lambda username: store.issue(username, role_value), secret_out)
-    _apply(store, password_file, acl_file, topic_root, group, reload_pidfile)
+    _apply(store, password_file, acl_file, s.topic_root, group, reload_pidfile)
 
 
 def _hand_out(usernames: list[str], make: Callable[[str], IssuedCredential], secret_out: Path | None) -> None:
@@ -200,45 +216,47 @@ def rotate(
     ids: Ids = None,
     ids_file: Annotated[Path | None, typer.Option("--ids-file", help="one id per line")] = None,
     secret_out: Annotated[Path | None, typer.Option("--out", help="write passwords to this new 0600 CSV file")] = None,
-    data_dir: DataDir = Path("./data"),
-    topic_root: TopicRoot = "vhub/v1",
+    data_dir: DataDir = None,
+    topic_root: TopicRoot = None,
     password_file: PasswordFile = None,
     acl_file: AclFile = None,
     group: Group = DEFAULT_BROKER_GROUP,
     reload_pidfile: ReloadPidfile = None,
 ) -> None:
     """Give each id a new password; the old one stops working when Mosquitto reloads."""
-    store = _store(data_dir)
-    _hand_out(collect_ids(ids, ids_file, data_dir, False), store.rotate, secret_out)
-    _apply(store, password_file, acl_file, topic_root, group, reload_pidfile)
+    s = hub_settings(data_dir, topic_root)
+    store = _store(s.data_dir)
+    _hand_out(collect_ids(ids, ids_file, s.data_dir, False), store.rotate, secret_out)
+    _apply(store, password_file, acl_file, s.topic_root, group, reload_pidfile)
 
 
 @credentials_app.command()
 def revoke(
     ids: Ids = None,
     ids_file: Annotated[Path | None, typer.Option("--ids-file", help="one id per line")] = None,
-    data_dir: DataDir = Path("./data"),
-    topic_root: TopicRoot = "vhub/v1",
+    data_dir: DataDir = None,
+    topic_root: TopicRoot = None,
     password_file: PasswordFile = None,
     acl_file: AclFile = None,
     group: Group = DEFAULT_BROKER_GROUP,
     reload_pidfile: ReloadPidfile = None,
 ) -> None:
     """Revoke each id's credential; at the reload Mosquitto also disconnects it."""
-    store = _store(data_dir)
-    for username in collect_ids(ids, ids_file, data_dir, False):
+    s = hub_settings(data_dir, topic_root)
+    store = _store(s.data_dir)
+    for username in collect_ids(ids, ids_file, s.data_dir, False):
         done = store.revoke(username)
         out.print(f"{username}: {'revoked' if done else 'had no active credential'}")
-    _apply(store, password_file, acl_file, topic_root, group, reload_pidfile)
+    _apply(store, password_file, acl_file, s.topic_root, group, reload_pidfile)
 
 
 @credentials_app.command("list")
 def list_(
-    data_dir: DataDir = Path("./data"),
+    data_dir: DataDir = None,
     as_json: Annotated[bool, typer.Option("--json", help="JSON lines instead of a table")] = False,
 ) -> None:
     """Every broker user with its role and state (never a password or hash)."""
-    records = _store(data_dir).records()
+    records = _store(hub_settings(data_dir).data_dir).records()
     if as_json:
         for r in records:
             out.print_json(json.dumps({
@@ -262,24 +280,26 @@ def write_files(
         Path, typer.Option("--password-file", envvar="VH_MOSQUITTO_PASSWORD_FILE", help="Mosquitto password_file")
     ],
     acl_file: Annotated[Path, typer.Option("--acl-file", envvar="VH_MOSQUITTO_ACL_FILE", help="Mosquitto acl_file")],
-    data_dir: DataDir = Path("./data"),
-    topic_root: TopicRoot = "vhub/v1",
+    data_dir: DataDir = None,
+    topic_root: TopicRoot = None,
     group: Group = DEFAULT_BROKER_GROUP,
     reload_pidfile: ReloadPidfile = None,
 ) -> None:
     """Write Mosquitto's password file and ACL from the record (atomically, 0640)."""
-    _apply(_store(data_dir), password_file, acl_file, topic_root, group, reload_pidfile)
+    s = hub_settings(data_dir, topic_root)
+    _apply(_store(s.data_dir), password_file, acl_file, s.topic_root, group, reload_pidfile)
 
 
 @credentials_app.command()
-def check(data_dir: DataDir = Path("./data")) -> None:
+def check(data_dir: DataDir = None) -> None:
     """Compare the registry with the credentials: exit 1 when they disagree.
 
     Lists registered devices without an active credential (they cannot connect) and
     active device credentials whose device is not registered (revoke them).
     """
-    registered = set(_registry_ids(data_dir))
-    records = _store(data_dir).records()
+    s = hub_settings(data_dir)
+    registered = set(_registry_ids(s.data_dir))
+    records = _store(s.data_dir).records()
     active = {r.username for r in records if r.active and r.role == "device"}
     missing = sorted(registered - active)
     orphans = sorted(active - registered)

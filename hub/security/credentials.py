@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final, Literal
 
-from hub.clock import Clock, SystemClock
+from hub.clock import Clock
 from hub.security.acl import render_acl
 from hub.security.passwords import (
     PasswordEntry,
@@ -32,7 +32,7 @@ from hub.security.passwords import (
     hash_password,
     render_password_file,
 )
-from hub.topics import is_valid_id
+from hub.topics import DEFAULT_ROOT, is_valid_id
 
 log = logging.getLogger(__name__)
 
@@ -92,9 +92,9 @@ def check_username(username: str) -> str:
 class CredentialStore:
     """The hashed record of broker users in `<data_dir>/credentials.db`."""
 
-    def __init__(self, path: Path, clock: Clock | None = None, *, iterations: int | None = None) -> None:
+    def __init__(self, path: Path, clock: Clock, *, iterations: int | None = None) -> None:
         self.path = path
-        self.clock: Clock = clock or SystemClock()
+        self.clock: Clock = clock
         self._iterations = iterations
         path.parent.mkdir(parents=True, exist_ok=True)
         with self._db() as db:
@@ -103,7 +103,7 @@ class CredentialStore:
             os.chmod(path, 0o600)
 
     @classmethod
-    def in_data_dir(cls, data_dir: Path, clock: Clock | None = None) -> CredentialStore:
+    def in_data_dir(cls, data_dir: Path, clock: Clock) -> CredentialStore:
         return cls(data_dir / DB_NAME, clock)
 
     @contextlib.contextmanager
@@ -201,7 +201,7 @@ class CredentialStore:
         password_file: Path,
         acl_file: Path,
         *,
-        topic_root: str = "vhub/v1",
+        topic_root: str = DEFAULT_ROOT,
         group: str | None = DEFAULT_BROKER_GROUP,
     ) -> tuple[int, int]:
         """Write the password file and the ACL atomically; return (active users, hub users).

@@ -28,12 +28,13 @@ from hub.snapshots.ports import HeartbeatLastSeen, Lookup
 from hub.snapshots.requests import AnswerListener, SnapshotRequests
 from hub.snapshots.runner import AnalysisRunner
 from hub.snapshots.storage import HistoryItem, SnapshotStorage
+from hub.topics import DEFAULT_ROOT
 
 
 class SnapshotService:
     def __init__(
         self, *, storage: SnapshotStorage, clock: Clock, emit_points: PointSink, alerts: AlertSink,
-        events: EventSink, lookup: Lookup, publisher: Publisher, topic_root: str = "vhub/v1",
+        events: EventSink, lookup: Lookup, publisher: Publisher, topic_root: str = DEFAULT_ROOT,
         config: SnapshotConfig | None = None, overrides: Mapping[str, Mapping[str, float]] | None = None,
     ) -> None:
         self.storage, self.clock, self.emit_points = storage, clock, emit_points

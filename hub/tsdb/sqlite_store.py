@@ -21,7 +21,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from hub.clock import Clock, SystemClock
+from hub.clock import Clock
 from hub.messages import Point
 from hub.tsdb.base import Bucket, RejectedBatchError, SeriesQuery, TransientStoreError
 from hub.tsdb.influxql import retention_seconds
@@ -100,13 +100,13 @@ class SqliteStore:
     name = "sqlite"
 
     def __init__(
-        self, path: Path | str, retention: str | None = None, clock: Clock | None = None
+        self, path: Path | str, retention: str | None = None, *, clock: Clock
     ) -> None:
         """`retention` as `VH_INFLUX_RETENTION` (`0s`/None: keep forever, `90d`, `52w`):
         older points are deleted at setup and then every PRUNE_EVERY_S of writes."""
         self.path = Path(path)
         self.retention_s = retention_seconds(retention)
-        self.clock = clock or SystemClock()
+        self.clock = clock
         self._lock = threading.Lock()
         self._db: sqlite3.Connection | None = None
         self._types: dict[tuple[str, str], str] = {}

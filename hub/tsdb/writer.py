@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from hub import metrics
-from hub.clock import Clock, SystemClock
+from hub.clock import Clock
 from hub.tsdb.base import RejectedBatchError, TimeSeriesStore, TransientStoreError
 from hub.tsdb.batchwrite import Unwritten, next_delay, write_bisecting
 from hub.tsdb.deadletter import DeadLetterFile
@@ -72,7 +72,7 @@ class DurableWriter:
         batch_size: int = 5000,
         flush_s: float = 0.2,
         max_spool_bytes: int = 1 << 30,
-        clock: Clock | None = None,
+        clock: Clock,
         on_state: StateCallback | None = None,
         dead_letter_path: Path | None = None,
         max_buffer_lines: int | None = None,
@@ -82,7 +82,7 @@ class DurableWriter:
         self.store = store
         self.batch_size = batch_size
         self.flush_s = min(flush_s, 1.0)
-        self.clock = clock or SystemClock()
+        self.clock = clock
         self.on_state = on_state
         self.backoff_initial, self.backoff_max = backoff_initial, backoff_max
         self.max_buffer_lines = max_buffer_lines or 20 * batch_size

@@ -31,6 +31,7 @@ import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.reasoncodes import ReasonCode
 
+from hub.clock import SystemClock
 from hub.security.credentials import CredentialStore
 from tests.servers import ManagedProcess, find_binary, free_port, wait_port
 
@@ -133,7 +134,7 @@ def broker() -> Iterator[Broker]:
             ["bash", str(CERT_SCRIPT), str(workdir / "certs"), "hub.example.test"],
             check=True, capture_output=True, timeout=60,
         )
-        store = CredentialStore(workdir / "state" / "credentials.db")
+        store = CredentialStore(workdir / "state" / "credentials.db", SystemClock())
         b = Broker(workdir, store, free_port(), free_port(), None)  # type: ignore[arg-type]
         for dev in ("devA", "devB"):
             b.issue(dev)
@@ -613,7 +614,7 @@ def test_the_hubs_own_client_connects_with_its_credential_and_receives_device_me
     inbox: queue.Queue[InboundMessage] = queue.Queue()
     client = HubMqttClient(
         MqttOptions(url, f"vh-test-{int(tls)}", ca_file=broker.ca if tls else None, session_expiry_s=0),
-        topics, inbox, [(topics.inbound_filter(ch), 1) for ch in INBOUND_CHANNELS],
+        topics, inbox, [(topics.inbound_filter(ch), 1) for ch in INBOUND_CHANNELS], clock=SystemClock(),
     )
     client.start()
     try:

@@ -19,7 +19,7 @@ from openpyxl import load_workbook
 
 from hub.alerts import AlertBook
 from hub.auth import Principal, TokenStore
-from hub.clock import ManualClock
+from hub.clock import ManualClock, SystemClock
 from hub.messages import InboundMessage, Point
 from hub.problems import export
 from hub.problems.machine import TransitionForbidden
@@ -82,7 +82,7 @@ class Ledger:
     def __init__(self, tmp: Path) -> None:
         self.clock = ManualClock(T0)
         self.alerts = AlertBook(tmp / "hub.db")
-        self.tokens = TokenStore(tmp / "hub.db")
+        self.tokens = TokenStore(tmp / "hub.db", clock=SystemClock())
         self.events = Events()
         self.points: list[Point] = []
         self.camera = Camera()

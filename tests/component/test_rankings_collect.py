@@ -16,7 +16,7 @@ from hub.alerts import AlertBook
 from hub.auth import Principal
 from hub.broadcasts.model import Delivery
 from hub.broadcasts.store import BroadcastStore
-from hub.clock import ManualClock
+from hub.clock import ManualClock, SystemClock
 from hub.messages import Point
 from hub.problems.service import DeviceInfo, NewProblem, Places, ProblemService
 from hub.problems.store import ProblemStore
@@ -45,7 +45,7 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[TimeSeries
     if request.param == "sqlite":
         from hub.tsdb.sqlite_store import SqliteStore
 
-        s: Any = SqliteStore(tmp_path / "ts.db")
+        s: Any = SqliteStore(tmp_path / "ts.db", clock=SystemClock())
     else:
         from hub.tsdb.influx_v1 import InfluxV1Store
 

@@ -13,6 +13,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from hub.clock import SystemClock
 from hub.messages import Point
 from hub.tsdb.base import (
     Bucket,
@@ -38,7 +39,7 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[TimeSeries
         influx: InfluxServer = request.getfixturevalue("influxdb")
         s = InfluxV1Store(influx.url, db=f"contract_{uuid.uuid4().hex[:12]}", retention="0s")
     else:
-        s = SqliteStore(tmp_path / "timeseries.sqlite3")
+        s = SqliteStore(tmp_path / "timeseries.sqlite3", clock=SystemClock())
     s.setup()
     yield s
     s.close()

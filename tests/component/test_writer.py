@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from hub import metrics
-from hub.clock import ManualClock
+from hub.clock import ManualClock, SystemClock
 from hub.messages import Point
 from hub.tsdb.base import TransientStoreError
 from hub.tsdb.influx_v1 import InfluxV1Store
@@ -137,7 +137,7 @@ def test_influxdb_killed_mid_stream_then_restarted_keeps_every_heartbeat_exactly
     store.setup()
     stored_before = metric("vh_points_stored_total", measurement="heartbeat")
     states = States()
-    writer = DurableWriter(store, tmp_path / "spool", batch_size=500, flush_s=0.05,
+    writer = DurableWriter(store, tmp_path / "spool", clock=SystemClock(), batch_size=500, flush_s=0.05,
                            on_state=states, backoff_initial=0.1, backoff_max=0.5)
     writers.append(writer)
     writer.start()
@@ -181,7 +181,7 @@ def test_batch_with_one_bad_line_keeps_the_good_ones_and_dead_letters_the_bad(
     store = InfluxV1Store(influxdb.url, db=db)
     store.setup()
     states = States()
-    writer = DurableWriter(store, tmp_path / "spool", on_state=states)
+    writer = DurableWriter(store, tmp_path / "spool", clock=SystemClock(), on_state=states)
     writers.append(writer)
     writer.start()
     refused_before = metric("vh_points_refused_total", measurement="heartbeat")
@@ -205,7 +205,7 @@ def test_busy_store_with_retry_after_is_retried_no_sooner_than_it_asks(
     tmp_path: Path, writers: list[DurableWriter]
 ) -> None:
     with StubInflux([(503, "1"), (429, "1")]) as stub:
-        writer = DurableWriter(InfluxV1Store(stub.url, retention=None), tmp_path / "spool",
+        writer = DurableWriter(InfluxV1Store(stub.url, retention=None), tmp_path / "spool", clock=SystemClock(),
                                backoff_initial=0.01)
         writers.append(writer)
         writer.start()
@@ -224,7 +224,7 @@ def test_unreachable_store_is_retried_with_growing_backoff_not_a_tight_loop(
     tmp_path: Path, writers: list[DurableWriter]
 ) -> None:
     with StubInflux([(503, None)] * 1000) as stub:
-        writer = DurableWriter(InfluxV1Store(stub.url, retention=None), tmp_path / "spool",
+        writer = DurableWriter(InfluxV1Store(stub.url, retention=None), tmp_path / "spool", clock=SystemClock(),
                                backoff_initial=0.1, backoff_max=5)
         writers.append(writer)
         writer.start()
@@ -239,7 +239,7 @@ def test_slow_store_does_not_hold_write_durable_past_its_timeout(
 ) -> None:
     with StubInflux([], delay_s=3.0) as stub:
         writer = DurableWriter(InfluxV1Store(stub.url, retention=None, timeout=0.5),
-                               tmp_path / "spool", backoff_initial=5)
+                               tmp_path / "spool", clock=SystemClock(), backoff_initial=5)
         writers.append(writer)
         writer.start()
         t = time.monotonic()
@@ -253,7 +253,7 @@ def test_spool_survives_a_writer_restart_and_is_replayed_by_the_next_one(
 ) -> None:
     spool_dir = tmp_path / "spool"
     down = InfluxV1Store(f"http://127.0.0.1:{free_port()}", timeout=0.5)  # nothing listens
-    first = DurableWriter(down, spool_dir, backoff_initial=60)
+    first = DurableWriter(down, spool_dir, clock=SystemClock(), backoff_initial=60)
     first.start()
     lines = [heartbeat("cam-9", s) for s in range(50)]
     assert first.write_durable(lines[:20])
@@ -268,7 +268,7 @@ def test_spool_survives_a_writer_restart_and_is_replayed_by_the_next_one(
     store = InfluxV1Store(influxdb.url, db=db)
     store.setup()
     states = States()
-    second = DurableWriter(store, spool_dir, on_state=states)
+    second = DurableWriter(store, spool_dir, clock=SystemClock(), on_state=states)
     writers.append(second)
     second.start()
     wait_for(lambda: second.spool.is_empty(), 10)
@@ -284,7 +284,7 @@ def test_full_spool_reports_spool_full_and_holds_writers_until_the_store_returns
 ) -> None:
     with StubInflux([(503, "1")] * 2) as stub:
         states = States()
-        writer = DurableWriter(InfluxV1Store(stub.url, retention=None), tmp_path / "spool",
+        writer = DurableWriter(InfluxV1Store(stub.url, retention=None), tmp_path / "spool", clock=SystemClock(),
                                max_spool_bytes=600, on_state=states)
         writers.append(writer)
         writer.start()
@@ -298,9 +298,9 @@ def test_full_spool_reports_spool_full_and_holds_writers_until_the_store_returns
 def test_submitted_lines_reach_the_store_within_flush_interval(
     tmp_path: Path, writers: list[DurableWriter]
 ) -> None:
-    store = SqliteStore(tmp_path / "ts.sqlite3")
+    store = SqliteStore(tmp_path / "ts.sqlite3", clock=SystemClock())
     store.setup()
-    writer = DurableWriter(store, tmp_path / "spool", flush_s=0.1)
+    writer = DurableWriter(store, tmp_path / "spool", clock=SystemClock(), flush_s=0.1)
     writers.append(writer)
     writer.start()
     stored_before = metric("vh_points_stored_total", measurement="heartbeat")
@@ -312,8 +312,8 @@ def test_submitted_lines_reach_the_store_within_flush_interval(
 
 
 def test_stop_flushes_buffered_lines(tmp_path: Path) -> None:
-    store = SqliteStore(tmp_path / "ts.sqlite3")
-    writer = DurableWriter(store, tmp_path / "spool", flush_s=1.0, batch_size=10_000)
+    store = SqliteStore(tmp_path / "ts.sqlite3", clock=SystemClock())
+    writer = DurableWriter(store, tmp_path / "spool", clock=SystemClock(), flush_s=1.0, batch_size=10_000)
     writer.start()
     writer.submit([heartbeat("cam-1", s) for s in range(100)])
     writer.stop(5)
@@ -332,8 +332,8 @@ def test_backoff_honours_retry_after_and_grows_without_it() -> None:
 def test_lines_submitted_before_start_are_written_and_writes_after_stop_are_refused(
     tmp_path: Path,
 ) -> None:
-    store = SqliteStore(tmp_path / "ts.sqlite3")
-    writer = DurableWriter(store, tmp_path / "spool")
+    store = SqliteStore(tmp_path / "ts.sqlite3", clock=SystemClock())
+    writer = DurableWriter(store, tmp_path / "spool", clock=SystemClock())
     writer.submit([heartbeat("cam-1", 0)])
     writer.start()
     assert writer.flush(5)
@@ -349,7 +349,7 @@ class FlakyStore(SqliteStore):
     """A real SQLite store that answers 503 with Retry-After while `down` is set."""
 
     def __init__(self, path: Path, retry_after: float | None) -> None:
-        super().__init__(path)
+        super().__init__(path, clock=SystemClock())
         self.down = True
         self.retry_after = retry_after
         self.attempts = 0

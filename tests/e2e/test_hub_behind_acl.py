@@ -21,6 +21,7 @@ from urllib.parse import quote
 import psutil
 import pytest
 
+from hub.clock import SystemClock
 from hub.security.credentials import CredentialStore
 from tests.chaos.conftest import ChaosHub, wait_until
 from tests.component.test_broker_security import (
@@ -50,7 +51,7 @@ def broker() -> Iterator[Broker]:
         workdir.chmod(0o750)
         subprocess.run(["bash", str(CERT_SCRIPT), str(workdir / "certs"), "hub.example.test"],
                        check=True, capture_output=True, timeout=60)
-        store = CredentialStore(workdir / "state" / "credentials.db")
+        store = CredentialStore(workdir / "state" / "credentials.db", SystemClock())
         b = Broker(workdir, store, free_port(), free_port(), None)  # type: ignore[arg-type]
         for dev in (SPEAKER, CAMERA):
             b.issue(dev)

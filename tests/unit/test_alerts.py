@@ -5,13 +5,14 @@ from pathlib import Path
 import pytest
 
 from hub.alerts import AlertBook
+from hub.clock import SystemClock
 from hub.eventbus import EventBus
 
 pytestmark = pytest.mark.unit
 
 
 def test_raising_an_open_key_again_is_a_no_op_and_clearing_closes_it(tmp_path: Path) -> None:
-    book = AlertBook(tmp_path / "hub.db", EventBus())
+    book = AlertBook(tmp_path / "hub.db", EventBus(clock=SystemClock()))
     first = book.raise_alert("offline:cam-1", device_id="cam-1", type="offline", severity="warning",
                              message="x", ts=1.0)
     assert first is not None

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from hub.clock import ManualClock
+from hub.clock import ManualClock, SystemClock
 from hub.security.acl import render_acl
 from hub.security.cli import app
 from hub.security.credentials import (
@@ -166,7 +166,7 @@ def test_acl_refuses_a_hub_user_that_is_not_a_valid_id() -> None:
 def test_ids_with_wildcards_slashes_blanks_or_control_characters_are_refused(bad: str, tmp_path: Path) -> None:
     with pytest.raises(CredentialError):
         check_username(bad)
-    store = CredentialStore(tmp_path / "credentials.db")
+    store = CredentialStore(tmp_path / "credentials.db", SystemClock())
     with pytest.raises(CredentialError):
         store.issue(bad)
     assert store.records() == []
@@ -294,7 +294,7 @@ def _cli(*args: str) -> tuple[int, str]:
 def test_cli_refuses_invalid_ids_and_issues_nothing(bad: str, tmp_path: Path) -> None:
     code, output = _cli("issue", "cam-ok", bad, "--data-dir", str(tmp_path))
     assert code == 2 and "invalid id" in output
-    assert CredentialStore.in_data_dir(tmp_path).records() == []
+    assert CredentialStore.in_data_dir(tmp_path, SystemClock()).records() == []
 
 
 def test_cli_refuses_invalid_ids_in_an_ids_file(tmp_path: Path) -> None:
@@ -302,7 +302,7 @@ def test_cli_refuses_invalid_ids_in_an_ids_file(tmp_path: Path) -> None:
     ids.write_text("cam-001\n# a comment\ncam/+\n")
     code, output = _cli("issue", "--ids-file", str(ids), "--data-dir", str(tmp_path))
     assert code == 2 and "cam/+" in output
-    assert CredentialStore.in_data_dir(tmp_path).records() == []
+    assert CredentialStore.in_data_dir(tmp_path, SystemClock()).records() == []
 
 
 def test_cli_issue_shows_each_password_once_and_writes_the_broker_files(tmp_path: Path) -> None:
@@ -420,3 +420,25 @@ def test_cli_check_reports_devices_without_credentials_and_credentials_without_d
     _cli("revoke", "old-cam-9", "--data-dir", str(tmp_path))
     code, output = _cli("check", "--data-dir", str(tmp_path))
     assert code == 0 and "agree" in output
+
+
+def test_cli_reads_the_hubs_settings_and_a_flag_overrides_them(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    env_dir, flag_dir = tmp_path / "env-data", tmp_path / "flag-data"
+    pw, acl = tmp_path / "passwd", tmp_path / "acl"
+    monkeypatch.setenv("VH_DATA_DIR", str(env_dir))
+    monkeypatch.setenv("VH_TOPIC_ROOT", "town/v2")
+    code, output = _cli("issue", "cam-env", "--password-file", str(pw), "--acl-file", str(acl), "--group", "")
+    assert code == 0, output
+    assert [r.username for r in CredentialStore.in_data_dir(env_dir, SystemClock()).records()] == ["cam-env"]
+    assert "pattern read town/v2/dev/%u/cmd" in acl.read_text()
+    code, output = _cli("issue", "cam-flag", "--data-dir", str(flag_dir), "--topic-root", "other/v1",
+                        "--password-file", str(pw), "--acl-file", str(acl), "--group", "")
+    assert code == 0, output
+    assert [r.username for r in CredentialStore.in_data_dir(flag_dir, SystemClock()).records()] == ["cam-flag"]
+    assert "pattern read other/v1/dev/%u/cmd" in acl.read_text()
+
+
+def test_cli_names_a_bad_hub_setting_and_exits_2(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("VH_TOPIC_ROOT", "bad/#")
+    code, output = _cli("list", "--data-dir", str(tmp_path))
+    assert code == 2 and "VH_TOPIC_ROOT" in output
