@@ -8,19 +8,14 @@ import logging
 import threading
 from dataclasses import dataclass
 
-from hub import metrics
 from hub.broadcasts.acks import parse_ack
 from hub.broadcasts.dispatch import Dispatcher
 from hub.broadcasts.outcomes import Recorder
 from hub.broadcasts.store import BroadcastStore
 from hub.messages import Rejection
+from hub.rejections import REJECTIONS
 
 log = logging.getLogger(__name__)
-
-
-def count_rejection(r: Rejection) -> None:
-    metrics.messages_rejected.labels(kind=r.kind, reason=r.reason).inc()
-    log.warning("%s from %s rejected: %s %s", r.kind, r.device_id, r.reason, r.detail)
 
 
 @dataclass(kw_only=True)
@@ -35,7 +30,7 @@ class DeviceInput:
         vh_messages_rejected_total{kind="ack"} and logged): the caller counts only accepted."""
         parsed = parse_ack(payload, device_id)
         if isinstance(parsed, Rejection):
-            count_rejection(parsed)
+            REJECTIONS.reject(parsed)
             return False
         with self.lock:
             d = self.dispatch.open.get(parsed.command_id)
@@ -44,10 +39,10 @@ class DeviceInput:
             if d is None:
                 if parsed.command_id in self.dispatch.stop_ids:
                     return True  # the ack of a `stop`
-                count_rejection(Rejection("ack", "unknown_command", device_id, parsed.command_id))
+                REJECTIONS.reject(Rejection("ack", "unknown_command", device_id, parsed.command_id))
                 return False
             if d.device_id != device_id:
-                count_rejection(Rejection("ack", "wrong_device", device_id, parsed.command_id))
+                REJECTIONS.reject(Rejection("ack", "wrong_device", device_id, parsed.command_id))
                 return False
             self.dispatch.on_ack(d, parsed.state, parsed.reason, received_at)
             self.recorder.flush_soon()

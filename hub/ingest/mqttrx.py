@@ -35,7 +35,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from hub import metrics
-from hub.messages import InboundMessage
+from hub.messages import InboundMessage, Rejection
+from hub.rejections import REJECTIONS
 from hub.topics import DeviceTopic, Topics
 
 log = logging.getLogger(__name__)
@@ -328,7 +329,7 @@ class MqttReceiver:
                             self._topics.clear()
                         self._topics[topic] = dt
                     if dt is None or dt.channel == "cmd":  # type: ignore[union-attr]
-                        metrics.messages_rejected.labels(kind="topic", reason="bad_topic").inc()
+                        REJECTIONS.reject(Rejection("topic", "bad_topic", None, topic[:200]))
                         if qos:
                             bad_acks.append(mid)
                     else:

@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import Any, Final, Protocol
 from zoneinfo import ZoneInfo
 
-from hub import metrics
 from hub.broadcasts.acks import parse_ack
 from hub.lights import alarms as rules
 from hub.lights.commands import (
@@ -40,6 +39,7 @@ from hub.lights.sun import NoSunEvent, SunTimes, is_night, sun_times
 from hub.lights.sunplan import SYSTEM_BY, SunPlan, due_for_resend
 from hub.messages import Point, Rejection
 from hub.ports import AlertBook, Clock, EventSink, PointSink, PublishFn
+from hub.rejections import REJECTIONS
 from hub.targets import Targets
 
 log = logging.getLogger(__name__)
@@ -258,7 +258,7 @@ class LightService:
             if d is None:
                 return None
             if d.device != device_id:
-                _count(Rejection("ack", "wrong_device", device_id, parsed.command_id))
+                REJECTIONS.reject(Rejection("ack", "wrong_device", device_id, parsed.command_id))
                 return False
             state = ACK_TO_STATE.get(parsed.state)
             if state is not None:
@@ -325,8 +325,3 @@ class LightService:
             else:
                 self.alerts.clear_alert(c.key, now)
                 self._open_alarms.discard(c.key)
-
-
-def _count(r: Rejection) -> None:
-    metrics.messages_rejected.labels(kind=r.kind, reason=r.reason).inc()
-    log.warning("%s from %s rejected: %s %s", r.kind, r.device_id, r.reason, r.detail)

@@ -24,7 +24,8 @@ from paho.mqtt.reasoncodes import ReasonCode
 
 from hub import metrics
 from hub.clock import Clock, SystemClock
-from hub.messages import InboundMessage
+from hub.messages import InboundMessage, Rejection
+from hub.rejections import REJECTIONS
 from hub.settings import MqttUrl
 from hub.topics import Topics
 
@@ -207,8 +208,7 @@ class HubMqttClient:
         topic = message.topic
         parsed = self.topics.parse(topic)
         if parsed is None or parsed.channel == "cmd":
-            metrics.messages_rejected.labels(kind="topic", reason="bad_topic").inc()
-            log.debug("ignoring message on unexpected topic %r", topic[:200])
+            REJECTIONS.reject(Rejection("topic", "bad_topic", None, topic[:200]))
             client_ack = message.qos > 0
             if client_ack:
                 self._client.ack(message.mid, message.qos)

@@ -10,7 +10,8 @@ from dataclasses import dataclass
 
 from hub import metrics
 from hub.clock import Clock
-from hub.messages import InboundMessage
+from hub.messages import InboundMessage, Rejection
+from hub.rejections import RejectionLog
 from hub.snapshots.config import SnapshotConfig
 from hub.snapshots.jpeg import JpegInfo, JpegRejected, inspect_jpeg
 from hub.snapshots.requests import SnapshotRequests
@@ -55,26 +56,29 @@ def slot_gauges(slots: Slots) -> None:
 
 
 class Rejections:
-    """Count, log (rate-limited per camera and reason) and answer a waiting request."""
+    """Count (also in `vh_snapshots_rejected_total`), log with the hub's policy (`hub.rejections`,
+    on the service's clock) and answer a waiting request."""
 
     def __init__(self, clock: Clock, requests: SnapshotRequests) -> None:
-        self.clock = clock
         self.requests = requests
-        self._last_log: dict[tuple[str, str], tuple[float, int]] = {}
+        self.log = RejectionLog(clock.monotonic, LOG_EVERY_S)
 
     def reject(self, device_id: str, reason: str, detail: str, cmd_id: str | None = None) -> None:
         metrics.snapshots_rejected.labels(reason).inc()
-        metrics.messages_rejected.labels("snapshot", reason).inc()
-        key, now = (device_id, reason), self.clock.monotonic()
-        last, suppressed = self._last_log.get(key, (-math.inf, 0))
-        if now - last >= LOG_EVERY_S:
-            more = f" ({suppressed} more since the last line)" if suppressed else ""
-            log.warning("snapshot from %s rejected: %s: %s%s", device_id, reason, detail, more)
-            self._last_log[key] = (now, 0)
-        else:
-            self._last_log[key] = (last, suppressed + 1)
+        self.log.reject(Rejection("snapshot", reason, device_id, detail))
         if cmd_id:
             self.requests.refuse({cmd_id}, reason)
+
+    def superseded(self, device_id: str) -> None:
+        """A newer frame took the slot: routine, counted without a log line."""
+        metrics.snapshots_superseded.inc()
+        self.log.count(Rejection("snapshot", "superseded", device_id))
+
+    def stopped(self, device_id: str, cmd_ids: set[str]) -> None:
+        """Not analysed before the service stopped (the caller logs one line for all)."""
+        metrics.snapshots_rejected.labels(SHUTDOWN).inc()
+        self.log.count(Rejection("snapshot", SHUTDOWN, device_id))
+        self.requests.refuse(cmd_ids, SHUTDOWN)
 
 
 class Intake:
@@ -105,8 +109,7 @@ class Intake:
             self.rejections.reject(msg.device_id, OVERLOADED,
                                    f"{self.slots.waiting_bytes} bytes wait already", cmd_id)
         elif outcome is Put.REPLACED:
-            metrics.snapshots_superseded.inc()
-            metrics.messages_rejected.labels("snapshot", "superseded").inc()
+            self.rejections.superseded(msg.device_id)
 
     def _timestamp(self, msg: InboundMessage) -> float:
         raw = msg.properties.get("ts")

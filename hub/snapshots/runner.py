@@ -18,7 +18,7 @@ from hub.messages import Point
 from hub.ports import AlertSink, EventSink, PointSink
 from hub.snapshots.cameras import Cameras
 from hub.snapshots.config import SnapshotConfig
-from hub.snapshots.intake import ANALYSIS_ERROR, SHUTDOWN, Pending, Rejections, Slots, slot_gauges
+from hub.snapshots.intake import ANALYSIS_ERROR, Pending, Rejections, Slots, slot_gauges
 from hub.snapshots.jpeg import JpegInfo, Reject
 from hub.snapshots.pipeline import Analysed, analyse_jpeg, single_threaded_opencv
 from hub.snapshots.ports import Lookup
@@ -64,10 +64,8 @@ class AnalysisRunner:
             t.join(10)
         self._threads.clear()
         left = self.slots.drain()
-        for _device_id, item in left:  # not analysed: counted, never silent (one log line)
-            metrics.snapshots_rejected.labels(SHUTDOWN).inc()
-            metrics.messages_rejected.labels("snapshot", SHUTDOWN).inc()
-            self.requests.refuse(item.cmd_ids, SHUTDOWN)
+        for device_id, item in left:  # not analysed: counted, never silent (one log line)
+            self.rejections.stopped(device_id, item.cmd_ids)
         if left:
             log.warning("%d waiting snapshots were not analysed: the service stopped", len(left))
         slot_gauges(self.slots)

@@ -12,9 +12,9 @@ from fastapi.responses import FileResponse
 from hub.api.deps import MediaDep, Operator
 from hub.api.errors import unprocessable
 from hub.api.schemas.broadcasts import MediaOut, TtsIn
-from hub.broadcasts.device_input import count_rejection
 from hub.broadcasts.media import MediaError, MediaInfo, MediaStore
 from hub.messages import Rejection
+from hub.rejections import REJECTIONS
 
 _STATUS = {"too_large": status.HTTP_413_CONTENT_TOO_LARGE,
            "unsupported_type": status.HTTP_415_UNSUPPORTED_MEDIA_TYPE,
@@ -27,7 +27,7 @@ def _out(store: MediaStore, info: MediaInfo) -> MediaOut:
 
 
 def _refuse(exc: MediaError, who: str) -> Exception:
-    count_rejection(Rejection("api", f"media_{exc.reason}", who, str(exc)))
+    REJECTIONS.reject(Rejection("api", f"media_{exc.reason}", who, str(exc)))
     code = _STATUS.get(exc.reason, status.HTTP_422_UNPROCESSABLE_CONTENT)
     if code == status.HTTP_422_UNPROCESSABLE_CONTENT:
         return unprocessable(["body", *exc.field.split(".")], str(exc))
