@@ -74,13 +74,6 @@ class BusEvent:
 
 
 @dataclass(frozen=True, slots=True)
-class PresenceChanged:
-    device_id: str
-    online: bool
-    ts: float
-
-
-@dataclass(frozen=True, slots=True)
 class AckReceived:
     """A §6 ack: the street-light service takes its own (`lt-…`), the broadcast service the rest."""
 
@@ -90,6 +83,15 @@ class AckReceived:
 @dataclass(frozen=True, slots=True)
 class SnapshotReceived:
     msg: InboundMessage
+
+
+@dataclass(frozen=True, slots=True)
+class PresenceChanged:
+    """A device came online or went offline (the broadcast service follows its speakers)."""
+
+    device_id: str
+    online: bool
+    ts: float
 
 
 Effect = (Heartbeat | SpeakerState | StatusSeen | Touched | RaiseAlert | ClearAlert | BusEvent
