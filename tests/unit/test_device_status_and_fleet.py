@@ -64,3 +64,23 @@ def test_fleet_counts_of_no_devices_are_zero() -> None:
     assert counts.summary() == dict.fromkeys(
         ["cameras_online", "cameras_total", "speakers_online", "speakers_total", "lights_online",
          "lights_total"], 0)
+
+
+def test_the_metrics_gauges_and_the_history_counts_come_from_the_same_count() -> None:
+    from types import SimpleNamespace
+    from typing import Any, cast
+
+    from hub import metrics
+    from hub.bootstrap import fleet_counts
+
+    devices = [_Dev("c1", "camera"), _Dev("c2", "camera"), _Dev("l1", "light")]
+    services = SimpleNamespace(registry=SimpleNamespace(devices=lambda: devices),
+                               live=SimpleNamespace(statuses=lambda: {"c1": ("online", 1.0), "l1": ("offline", 2.0)}))
+    counts = fleet_counts(cast(Any, services))
+    assert counts["cameras_online"] == 1 and counts["cameras_total"] == 2 and counts["lights_online"] == 0
+
+    def gauge(kind: str, status: str) -> float:
+        return float(metrics.devices_by_status.labels(kind=kind, status=status)._value.get())
+
+    assert (gauge("camera", "online"), gauge("camera", "unknown"), gauge("light", "offline"),
+            gauge("speaker", "online")) == (1, 1, 1, 0)
