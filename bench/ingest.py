@@ -334,9 +334,9 @@ def run(messages: int, workers: list[int | None], latency_s: float, timeout: flo
 
 def default_workers() -> list[int | None]:
     """0 (one in-process consumer) and 2 (both cores) when the hub has VH_INGEST_WORKERS."""
-    from hub.settings import Settings
+    from hub.settings import ENV
 
-    return [0, 2] if "ingest_workers" in Settings.model_fields else [None]
+    return [0, 2] if "ingest_workers" in ENV else [None]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -26,7 +26,6 @@ from hub.auth import TokenStore
 from hub.broadcasts.config import BroadcastConfig
 from hub.broadcasts.media import MediaStore
 from hub.broadcasts.model import SpeakerRef
-from hub.broadcasts.schedule import QuietHours
 from hub.broadcasts.service import BroadcastService
 from hub.clock import Clock, SystemClock
 from hub.devices.fleet import STATUSES, count_fleet
@@ -44,7 +43,6 @@ from hub.ports import PointSink
 from hub.preflight import prepare_data_dir
 from hub.problems.service import DeviceInfo, Places, ProblemService
 from hub.problems.store import ProblemStore
-from hub.rankings.scoring import parse_weights
 from hub.rankings.service import RankingService, Sources
 from hub.registry.store import Registry
 from hub.services import MqttLinks, Services
@@ -65,23 +63,23 @@ DRAIN_TIMEOUT_S = 6.0
 
 # --- build ------------------------------------------------------------------------------------
 def build_store(settings: Settings, clock: Clock) -> TimeSeriesStore:
-    kind = settings.store_kind
+    kind = settings.influx.store_kind
     if kind == "influx_v2":
         from hub.tsdb.influx_v2 import InfluxV2Store
 
-        assert settings.influx_url and settings.influx_token and settings.influx_org and settings.influx_bucket
-        return InfluxV2Store(settings.influx_url, settings.influx_token, settings.influx_org,
-                             settings.influx_bucket, timeout=settings.write_timeout_s)
+        assert settings.influx.url and settings.influx.token and settings.influx.org and settings.influx.bucket
+        return InfluxV2Store(settings.influx.url, settings.influx.token, settings.influx.org,
+                             settings.influx.bucket, timeout=settings.writer.timeout_s)
     if kind == "influx_v1":
         from hub.tsdb.influx_v1 import InfluxV1Store
 
-        assert settings.influx_url
-        return InfluxV1Store(settings.influx_url, settings.influx_db, settings.influx_user,
-                             settings.influx_password, retention=settings.influx_retention,
-                             timeout=settings.write_timeout_s)
+        assert settings.influx.url
+        return InfluxV1Store(settings.influx.url, settings.influx.db, settings.influx.user,
+                             settings.influx.password, retention=settings.influx.retention,
+                             timeout=settings.writer.timeout_s)
     from hub.tsdb.sqlite_store import SqliteStore
 
-    return SqliteStore(settings.data_dir / "timeseries.db", retention=settings.influx_retention, clock=clock)
+    return SqliteStore(settings.data_dir / "timeseries.db", retention=settings.influx.retention, clock=clock)
 
 
 def point_sink(writer: DurableWriter) -> PointSink:
@@ -132,10 +130,10 @@ def build_services(settings: Settings, clock: Clock | None = None, *, spool_name
 
     alerts = AlertBook(data / "hub.db", bus, village_of=village_of)
     tokens = TokenStore(data / "hub.db", s.bootstrap_token, clock=clock)
-    writer = DurableWriter(store, data / spool_name, batch_size=s.write_batch_size, flush_s=s.write_flush_s,
-                           max_spool_bytes=s.spool_max_bytes, clock=clock,
+    writer = DurableWriter(store, data / spool_name, batch_size=s.writer.batch_size, flush_s=s.writer.flush_s,
+                           max_spool_bytes=s.writer.spool_max_bytes, clock=clock,
                            on_state=_store_state_reporter(clock, alerts, bus))
-    live = LiveState(s.heartbeat_timeout_factor, s.default_interval_s)
+    live = LiveState(s.devices.heartbeat_timeout_factor, s.devices.default_interval_s)
     links = MqttLinks()
     emit_points = point_sink(writer)
 
@@ -146,8 +144,8 @@ def build_services(settings: Settings, clock: Clock | None = None, *, spool_name
     snapshots = SnapshotService(
         storage=SnapshotStorage(data / "snapshots"), clock=clock, emit_points=emit_points, alerts=alerts,
         events=bus, lookup=lookup, publisher=links, topic_root=s.topic_root,
-        config=SnapshotConfig(max_bytes=s.snapshot_max_bytes, max_pixels=s.snapshot_max_pixels,
-                              clock_skew_s=s.clock_skew_s),
+        config=SnapshotConfig(max_bytes=s.snapshots.max_bytes, max_pixels=s.snapshots.max_pixels,
+                              clock_skew_s=s.devices.clock_skew_s),
     )
 
     def list_speakers() -> list[SpeakerRef]:
@@ -156,13 +154,13 @@ def build_services(settings: Settings, clock: Clock | None = None, *, spool_name
     def is_online(device_id: str) -> bool:
         return live.status(device_id) == "online"
 
-    public_url = s.public_url or f"http://{s.http_host}:{s.http_port}"
+    public_url = s.http.public_url or f"http://{s.http.host}:{s.http.port}"
     broadcasts = BroadcastService(
         store_path=data / "broadcasts.db", clock=clock, list_speakers=list_speakers, is_online=is_online,
         publish=links.publish, emit_points=emit_points, alerts=alerts, events=bus,
         config=BroadcastConfig(topic_root=s.topic_root, tz=s.tz, media_base_url=public_url,
-                               grace_s=s.broadcast_grace_s,
-                               quiet_hours=QuietHours.parse(*s.broadcast_quiet_hours.split("-"))),
+                               grace_s=s.broadcasts.grace_s,
+                               quiet_hours=s.broadcasts.quiet_hours),
         media=MediaStore(data / "media", public_url),
     )
 
@@ -182,17 +180,17 @@ def build_services(settings: Settings, clock: Clock | None = None, *, spool_name
     problems = ProblemService(
         store=ledger, clock=clock, zone=s.zone, places=Places(device, village_name, group_village),
         alerts=alerts, events=bus, emit_points=emit_points, audit=tokens.audit,
-        snapshots=snapshots, max_pixels=s.snapshot_max_pixels,
+        snapshots=snapshots, max_pixels=s.snapshots.max_pixels,
     )
     rankings = RankingService(
         sources=Sources(store=store, alerts=alerts, problems=ledger, broadcasts=lambda: broadcasts.store),
         villages=lambda: [(v.id, v.name) for v in registry.villages()], clock=clock, zone=s.zone,
-        weights=parse_weights(s.ranking_weights), alarm_ack_limit_s=s.alarm_ack_limit_s,
+        weights=s.ranking.weights, alarm_ack_limit_s=s.ranking.alarm_ack_limit_s,
     )
     lights = LightService(
         store_path=data / "lights.db", clock=clock, registry=registry, live=live, publish=links.publish,
         emit_points=emit_points, alerts=alerts, events=bus,
-        config=LightConfig(topic_root=s.topic_root, tz=s.tz, lat=s.township_lat, lon=s.township_lon),
+        config=LightConfig(topic_root=s.topic_root, tz=s.tz, lat=s.township.lat, lon=s.township.lon),
     )
     return Services(
         settings=s, clock=clock, topics=Topics(s.topic_root), bus=bus, live=live, alerts=alerts,
@@ -218,10 +216,10 @@ class Hub:
 
 def _mqtt_client(services: Services, inbox: queue.Queue[InboundMessage], lean: tuple[str, ...]) -> HubMqttClient:
     s, topics = services.settings, services.topics
-    channels = [ch for ch in INBOUND_CHANNELS if not (s.ingest_workers and ch == "heartbeat") and ch not in lean]
+    channels = [ch for ch in INBOUND_CHANNELS if not (s.ingest.workers and ch == "heartbeat") and ch not in lean]
     return HubMqttClient(
-        MqttOptions(s.mqtt, s.mqtt_client_id, s.mqtt_protocol, s.mqtt_session_expiry_s,
-                    ca_file=str(s.mqtt_ca_file) if s.mqtt_ca_file else None),
+        MqttOptions(s.mqtt.url, s.mqtt.client_id, s.mqtt.protocol, s.mqtt.session_expiry_s,
+                    ca_file=str(s.mqtt.ca_file) if s.mqtt.ca_file else None),
         topics, inbox, [(topics.inbound_filter(ch), 1) for ch in channels], clock=services.clock,
         on_connection_change=lambda up: services.bus.publish("health", {"mqtt": up}),
         unsubscriptions=[topics.inbound_filter(ch) for ch in INBOUND_CHANNELS],
@@ -230,17 +228,17 @@ def _mqtt_client(services: Services, inbox: queue.Queue[InboundMessage], lean: t
 
 def _command_publisher(settings: Settings) -> CommandPublisher | None:
     s = settings
-    n_cmd = s.mqtt_command_clients if s.mqtt_command_clients is not None else (0 if s.mqtt.tls else 2)
+    n_cmd = s.mqtt.command_clients if s.mqtt.command_clients is not None else (0 if s.mqtt.url.tls else 2)
     if not n_cmd:
         return None
-    return CommandPublisher(s.mqtt, s.mqtt_client_id, size=n_cmd, protocol=s.mqtt_protocol,
-                            ca_file=str(s.mqtt_ca_file) if s.mqtt_ca_file else None)
+    return CommandPublisher(s.mqtt.url, s.mqtt.client_id, size=n_cmd, protocol=s.mqtt.protocol,
+                            ca_file=str(s.mqtt.ca_file) if s.mqtt.ca_file else None)
 
 
 def start_hub(services: Services) -> Hub:
     """Start everything but the HTTP server (blocking calls; run before the event loop serves)."""
     s, links = services.settings, services.links
-    inbox: queue.Queue[InboundMessage] = queue.Queue(s.ingest_queue_size)
+    inbox: queue.Queue[InboundMessage] = queue.Queue(s.ingest.queue_size)
     ingest = Ingest(services)
     hub = Hub(services, inbox, ingest)
     services.registry.start()
@@ -262,11 +260,11 @@ def start_hub(services: Services) -> Hub:
     metrics.mqtt_connected.set_function(lambda: 1.0 if links.connected else 0.0)
     hub.accepting.set()
     client.accepting = hub.accepting
-    worker = IngestWorker(ingest, inbox, client.ack, batch_size=s.write_batch_size, flush_s=s.write_flush_s)
+    worker = IngestWorker(ingest, inbox, client.ack, batch_size=s.writer.batch_size, flush_s=s.writer.flush_s)
     hub.workers.append(worker)
     worker.start()
-    if s.ingest_workers:
-        hub.pool = IngestWorkerPool(services, ingest, s.ingest_workers)
+    if s.ingest.workers:
+        hub.pool = IngestWorkerPool(services, ingest, s.ingest.workers)
         hub.pool.start()
     if lean:
         hub.receiver = HubReceiver(services, ingest, lean)
@@ -358,7 +356,7 @@ async def serve_async(services: Services, *, on_ready: Callable[[Hub], None] | N
     services.bus.bind(loop)
     hub = await asyncio.to_thread(start_hub, services)
     app = create_app(services)
-    config = uvicorn.Config(app, host=s.http_host, port=s.http_port, log_level="warning",
+    config = uvicorn.Config(app, host=s.http.host, port=s.http.port, log_level="warning",
                             lifespan="off", access_log=False, ws_ping_interval=20)
     server = _Server(config)
     stop = stop or asyncio.Event()
@@ -376,10 +374,10 @@ async def serve_async(services: Services, *, on_ready: Callable[[Hub], None] | N
     if serve_task.done():
         await asyncio.to_thread(stop_hub, hub)
         serve_task.result()
-        raise RuntimeError(f"the HTTP server could not start on {s.http_host}:{s.http_port}")
+        raise RuntimeError(f"the HTTP server could not start on {s.http.host}:{s.http.port}")
     fleet_counts(services)
     log.info("VillageHub listening on http://%s:%d (store: %s, broker: %r)",
-             s.http_host, s.http_port, services.store.name, s.mqtt)
+             s.http.host, s.http.port, services.store.name, s.mqtt.url)
     if on_ready:
         on_ready(hub)
     stop_wait = asyncio.create_task(stop.wait())

@@ -47,7 +47,7 @@ def serve() -> None:
 
     settings = _settings()
     configure_logging(settings.log_level)
-    problem = http_port_problem(settings.http_host, settings.http_port)
+    problem = http_port_problem(settings.http.host, settings.http.port)
     if problem:
         raise _fail(f"villagehub serve: {problem}")
     try:

@@ -101,7 +101,7 @@ def demo_settings(flags: dict[str, Any]) -> tuple[Settings, set[str]]:
     Returns them with the names the operator set (flag, environment or file); the demo fills
     in only the others (a temp data dir, a generated token, its own broker and client id)."""
     settings = load_settings(**flags)
-    return settings, set(settings.model_fields_set) | set(flags)
+    return settings, set(settings.given) | set(flags)
 
 
 def run_demo(flags: dict[str, Any] | None = None, *, township: Path | None = None,
@@ -109,7 +109,7 @@ def run_demo(flags: dict[str, Any] | None = None, *, township: Path | None = Non
     """`flags`: settings given on the command line (`data_dir`, `http_port`, `http_host`)."""
     flags = dict(flags or {})
     given_settings, given = demo_settings(flags)  # SettingsError: the caller prints it
-    problem = http_port_problem(given_settings.http_host, given_settings.http_port,
+    problem = http_port_problem(given_settings.http.host, given_settings.http.port,
                                 flag="--port or VH_HTTP_PORT")
     if problem:
         raise DemoError(problem)
@@ -230,21 +230,21 @@ def _start_fleet(hub: Hub, settings: Settings, township_file: Path, time_scale: 
     from device_sim.township import load_township
 
     token = settings.bootstrap_token or ""
-    url = f"http://{settings.http_host}:{settings.http_port}"
+    url = f"http://{settings.http.host}:{settings.http.port}"
     if own_token:
         wall, admin = f"{url}/?token={token}", token
     else:  # the operator's own secret: never printed
         wall, admin = f"{url}/?token=<your VH_BOOTSTRAP_TOKEN>", "your VH_BOOTSTRAP_TOKEN (not shown)"
     print(f"\n  VillageHub demo: wall screen  {wall}\n"
-          f"  admin token: {admin}\n  API: {url}/docs   broker: {settings.mqtt!r}\n"
+          f"  admin token: {admin}\n  API: {url}/docs   broker: {settings.mqtt.url!r}\n"
           f"  data: {settings.data_dir}\n  Ctrl-C stops everything.\n", flush=True)
     if hub.services.mqtt:
         hub.services.mqtt.wait_connected(15)
-    protocol = settings.mqtt_protocol
+    protocol = settings.mqtt.protocol
     options = DeviceOptions(root=settings.topic_root, mqtt_version=5 if protocol == 5 else 4,
                             heartbeat_interval_s=15.0, snapshot_interval_s=30.0, width=640, height=360,
                             jpeg_quality=75)
-    config = FleetConfig(devices=load_township(township_file), broker_url=settings.mqtt_url, options=options,
+    config = FleetConfig(devices=load_township(township_file), broker_url=settings.mqtt.url.raw, options=options,
                          scenario=Scenario.model_validate({"faults": DEMO_FAULTS}), time_scale=time_scale,
                          connect_rate=100.0)
     if not holder.start(lambda: Fleet(config)):

@@ -44,7 +44,7 @@ class InProcessHub:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.settings.http_port}"
+        return f"http://127.0.0.1:{self.settings.http.port}"
 
     def _run(self) -> None:
         async def main() -> None:
@@ -112,18 +112,18 @@ class HubProcess:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.settings.http_port}"
+        return f"http://127.0.0.1:{self.settings.http.port}"
 
     def env(self) -> dict[str, str]:
         s = self.settings
         env = {k: v for k, v in os.environ.items() if not k.startswith("VH_")}
         env.update({
-            "VH_MQTT_URL": s.mqtt_url, "VH_DATA_DIR": str(s.data_dir), "VH_HTTP_PORT": str(s.http_port),
-            "VH_BOOTSTRAP_TOKEN": ADMIN_TOKEN, "VH_MQTT_CLIENT_ID": s.mqtt_client_id,
-            "VH_WRITE_FLUSH_S": str(s.write_flush_s), "VH_LOG_LEVEL": "INFO",
+            "VH_MQTT_URL": s.mqtt.url.raw, "VH_DATA_DIR": str(s.data_dir), "VH_HTTP_PORT": str(s.http.port),
+            "VH_BOOTSTRAP_TOKEN": ADMIN_TOKEN, "VH_MQTT_CLIENT_ID": s.mqtt.client_id,
+            "VH_WRITE_FLUSH_S": str(s.writer.flush_s), "VH_LOG_LEVEL": "INFO",
         })
-        if s.influx_url:
-            env["VH_INFLUX_URL"] = s.influx_url
+        if s.influx.url:
+            env["VH_INFLUX_URL"] = s.influx.url
         return env
 
     def start(self, timeout: float = 30.0) -> HubProcess:

@@ -48,7 +48,7 @@ def create_app(services: Services, dashboards_dir: Path | None = None) -> FastAP
     app.state.overview_cache = overview.OverviewCache()
     app.state.ui_audit_rate = tokens.new_ui_audit_rate()
     app.state.wall_screen = wallscreen.WallScreenFiles.find(dashboards_dir or REPO_ROOT / "dashboards",
-                                                           services.settings.boundary_geojson)
+                                                           services.settings.township.boundary_geojson)
 
     # Body limits; large uploads (routes listed in hub.api.bodylimit) authenticate first.
     app.add_middleware(BodyLimit, services=services)

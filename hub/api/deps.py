@@ -57,7 +57,7 @@ def get_media(broadcasts: Annotated[BroadcastService, Depends(get_broadcasts)]) 
 
 def get_media_url_allow(services: ServicesDep) -> tuple[str, ...]:
     """URL prefixes (VH_MEDIA_URL_ALLOW) an audio `media.url` may point at, besides the hub's own copy."""
-    return parse_allow_list(services.settings.media_url_allow)
+    return parse_allow_list(services.settings.broadcasts.media_url_allow)
 
 
 def get_problems(services: ServicesDep) -> ProblemService:

@@ -33,7 +33,7 @@ SUBSCRIBE_WAIT_S = 3.0  # at start: heartbeats published before the first SUBACK
 
 def lean_channels(settings: Settings) -> tuple[str, ...]:
     """The channels the hub process receives with the lean receiver (none: all on paho)."""
-    if settings.ingest_workers or settings.mqtt.tls:
+    if settings.ingest.workers or settings.mqtt.url.tls:
         return ()
     return LEAN_CHANNELS
 
@@ -43,18 +43,18 @@ class HubReceiver:
 
     def __init__(self, services: Services, ingest: Ingest, channels: tuple[str, ...]) -> None:
         s = services.settings
-        m = s.mqtt
+        m = s.mqtt.url
         # Each item is one network read (up to ~1,000 messages): a few batches' worth.
         self.inbox: queue.Queue[list[InboundMessage]] = queue.Queue(
-            max(4, min(s.ingest_queue_size, 3 * s.write_batch_size) // 1000))
+            max(4, min(s.ingest.queue_size, 3 * s.writer.batch_size) // 1000))
         self.receiver = MqttReceiver(
-            RxOptions(m.host, m.port, f"{s.mqtt_client_id}-rx", s.mqtt_protocol, m.username, m.password,
-                      session_expiry_s=s.mqtt_session_expiry_s),
+            RxOptions(m.host, m.port, f"{s.mqtt.client_id}-rx", s.mqtt.protocol, m.username, m.password,
+                      session_expiry_s=s.mqtt.session_expiry_s),
             services.topics, [(services.topics.inbound_filter(ch), 1) for ch in channels],
             self.inbox.put, now=services.clock.now,
         )
         self.worker = IngestWorker(ingest, self.inbox, ack_batch=self.receiver.ack_messages,
-                                   batch_size=s.write_batch_size, flush_s=s.write_flush_s, name="ingest-rx")
+                                   batch_size=s.writer.batch_size, flush_s=s.writer.flush_s, name="ingest-rx")
 
     def start(self) -> None:
         self.worker.start()

@@ -65,9 +65,9 @@ class Ingest:
         # this with a sink that forwards them to the hub process.
         self.heartbeat_sink: HeartbeatSink = self.apply_heartbeats
         self.handlers: dict[str, Handler] = {
-            "heartbeat": lambda msg, out: h.on_heartbeat(msg, out, self, self.s.settings.clock_skew_s),
+            "heartbeat": lambda msg, out: h.on_heartbeat(msg, out, self, self.s.settings.devices.clock_skew_s),
             "status": h.on_status,
-            "event": lambda msg, out: h.on_event(msg, out, self, self.s.settings.clock_skew_s),
+            "event": lambda msg, out: h.on_event(msg, out, self, self.s.settings.devices.clock_skew_s),
             "ack": h.on_ack,
             "snapshot": h.on_snapshot,
         }

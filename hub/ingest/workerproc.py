@@ -105,7 +105,7 @@ def run(conn: Connection, index: int) -> None:
                            batch_size=cfg.write_batch_size, flush_s=cfg.write_flush_s,
                            max_spool_bytes=cfg.spool_max_bytes, clock=clock)
     registry = WorkerRegistry()
-    services = SimpleNamespace(settings=SimpleNamespace(clock_skew_s=cfg.clock_skew_s), registry=registry,
+    services = SimpleNamespace(settings=SimpleNamespace(devices=SimpleNamespace(clock_skew_s=cfg.clock_skew_s)), registry=registry,
                                clock=clock, writer=writer, live=None, broadcasts=None, snapshots=None)
     ingest = Ingest(cast(Any, services), note_unregistered=_recorded_by_the_hub)
     outbox: list[Forwarded] = []

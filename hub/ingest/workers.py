@@ -90,23 +90,23 @@ class WorkerConfig:
 
 
 def shared_heartbeat_filter(settings: Settings) -> str:
-    return f"$share/{settings.mqtt_client_id}/{settings.topic_root}/dev/+/heartbeat"
+    return f"$share/{settings.mqtt.client_id}/{settings.topic_root}/dev/+/heartbeat"
 
 
 def worker_config(settings: Settings, index: int) -> WorkerConfig:
-    m = settings.mqtt
+    m = settings.mqtt.url
     return WorkerConfig(
         index=index, mqtt_host=m.host, mqtt_port=m.port, mqtt_tls=m.tls, mqtt_username=m.username,
-        mqtt_password=m.password, mqtt_ca_file=str(settings.mqtt_ca_file) if settings.mqtt_ca_file else None,
-        mqtt_protocol=settings.mqtt_protocol, mqtt_session_expiry_s=settings.mqtt_session_expiry_s,
-        client_id=f"{settings.mqtt_client_id}-ingest-{index}", share_filter=shared_heartbeat_filter(settings),
-        topic_root=settings.topic_root, store_kind=settings.store_kind, influx_url=settings.influx_url,
-        influx_db=settings.influx_db, influx_user=settings.influx_user, influx_password=settings.influx_password,
-        influx_token=settings.influx_token, influx_org=settings.influx_org, influx_bucket=settings.influx_bucket,
-        influx_retention=settings.influx_retention, write_timeout_s=settings.write_timeout_s,
-        data_dir=str(settings.data_dir), write_batch_size=settings.write_batch_size,
-        write_flush_s=settings.write_flush_s, spool_max_bytes=settings.spool_max_bytes,
-        clock_skew_s=settings.clock_skew_s, ingest_queue_size=settings.ingest_queue_size,
+        mqtt_password=m.password, mqtt_ca_file=str(settings.mqtt.ca_file) if settings.mqtt.ca_file else None,
+        mqtt_protocol=settings.mqtt.protocol, mqtt_session_expiry_s=settings.mqtt.session_expiry_s,
+        client_id=f"{settings.mqtt.client_id}-ingest-{index}", share_filter=shared_heartbeat_filter(settings),
+        topic_root=settings.topic_root, store_kind=settings.influx.store_kind, influx_url=settings.influx.url,
+        influx_db=settings.influx.db, influx_user=settings.influx.user, influx_password=settings.influx.password,
+        influx_token=settings.influx.token, influx_org=settings.influx.org, influx_bucket=settings.influx.bucket,
+        influx_retention=settings.influx.retention, write_timeout_s=settings.writer.timeout_s,
+        data_dir=str(settings.data_dir), write_batch_size=settings.writer.batch_size,
+        write_flush_s=settings.writer.flush_s, spool_max_bytes=settings.writer.spool_max_bytes,
+        clock_skew_s=settings.devices.clock_skew_s, ingest_queue_size=settings.ingest.queue_size,
         log_level=settings.log_level,
     )
 

@@ -23,7 +23,7 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
 from hub import metrics
-from hub.clock import Clock, SystemClock
+from hub.clock import Clock
 from hub.messages import InboundMessage, Rejection
 from hub.rejections import REJECTIONS
 from hub.settings import MqttUrl
@@ -60,7 +60,7 @@ class HubMqttClient:
         inbox: queue.Queue[InboundMessage] | None,
         subscriptions: Sequence[tuple[str, int]] = (),
         *,
-        clock: Clock | None = None,
+        clock: Clock,
         will: bool = True,
         on_connection_change: Callable[[bool], None] | None = None,
         unsubscriptions: Sequence[str] = (),
@@ -70,7 +70,7 @@ class HubMqttClient:
         self.inbox = inbox
         self.subscriptions = list(subscriptions)
         self.unsubscriptions = [f for f in unsubscriptions if f not in {s for s, _ in self.subscriptions}]
-        self.clock = clock or SystemClock()
+        self.clock = clock
         self._on_connection_change = on_connection_change
         self._announce_hub = will
         self.connected = threading.Event()

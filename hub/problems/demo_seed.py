@@ -145,7 +145,7 @@ def _seed(services: Services, alerts: AlertBook, marker: Path, now: float | None
             back = t + max(300.0, length)
             points.append(Point("presence", tags, {"online": False, "reason": "timeout"}, t))
             points.append(Point("presence", tags, {"online": True, "reason": "heartbeat"}, back))
-            _outage_alert(alerts, rng, dev.id, dev.name or dev.id, t, back, d, s.alarm_ack_limit_s)
+            _outage_alert(alerts, rng, dev.id, dev.name or dev.id, t, back, d, s.ranking.alarm_ack_limit_s)
             counts["alerts"] += 1
             t = back
         counts["presence"] += len(points)

@@ -118,7 +118,7 @@ def export(
 ) -> None:
     """Write the registered villages, groups and devices as a township file."""
     with _open() as registry:
-        town = registry.township(load_settings().township_name)
+        town = registry.township(load_settings().township.name)
     if fmt == "csv":
         text = to_csv(town)
     elif fmt == "json":

@@ -37,7 +37,7 @@ class ChaosHub(HubProcess):
 
     def env(self) -> dict[str, str]:
         env = super().env()
-        env["VH_INFLUX_DB"] = self.settings.influx_db
+        env["VH_INFLUX_DB"] = self.settings.influx.db
         env.update(self.extra_env)
         return env
 

@@ -76,7 +76,7 @@ def populate(hub: InProcessHub, ids: dict[str, str]) -> None:
 
 @contextlib.contextmanager
 def speakers_of(hub: InProcessHub, mosquitto: MosquittoServer) -> Iterator[Town]:
-    tag = hub.settings.mqtt_client_id.rsplit("-", 1)[-1]
+    tag = hub.settings.mqtt.client_id.rsplit("-", 1)[-1]
     ids = {k: f"spk-{k}-{tag}" for k, _v, _g in TOWNSHIP_SPEAKERS}
     populate(hub, ids)
     fleet = Fleet(FleetConfig(

@@ -63,7 +63,7 @@ def test_heartbeats_come_through_the_lean_receiver_once(
                 retain=True).wait_for_publish(5)
     # The hub's paho session as an older hub left it: subscribed to heartbeats. Unless the hub
     # drops that subscription, every heartbeat would arrive twice (paho and the lean receiver).
-    old = paho.Client(CallbackAPIVersion.VERSION2, client_id=settings.mqtt_client_id, protocol=paho.MQTTv5)
+    old = paho.Client(CallbackAPIVersion.VERSION2, client_id=settings.mqtt.client_id, protocol=paho.MQTTv5)
     props = Properties(PacketTypes.CONNECT)
     props.SessionExpiryInterval = 3600
     granted, replayed = threading.Event(), threading.Event()

@@ -33,7 +33,7 @@ def wait_for(cond: Callable[[], Any], timeout: float = 30.0, what: str = "condit
 
 @pytest.fixture
 def camera(hub: InProcessHub, mosquitto: MosquittoServer) -> Iterator[tuple[str, Fleet]]:
-    cam = "cam-p-" + hub.settings.mqtt_client_id.rsplit("-", 1)[-1]
+    cam = "cam-p-" + hub.settings.mqtt.client_id.rsplit("-", 1)[-1]
     hub.services.registry.import_township({"township": {"name": "测试乡", "villages": [
         {"id": "v01", "name": "李家村", "groups": [{"id": "v01-g1", "name": "一组", "devices": [
             {"id": cam, "kind": "camera", "name": "村口"}]}]},

@@ -82,7 +82,7 @@ class FakeLive(LiveState):
 
 def make() -> tuple[Ingest, SimpleNamespace, FakeRejections]:
     s = SimpleNamespace(
-        settings=SimpleNamespace(clock_skew_s=300.0),
+        settings=SimpleNamespace(devices=SimpleNamespace(clock_skew_s=300.0)),
         registry=FakeRegistry({"cam-1": Device("cam-1", "camera", "东门摄像头", village="v1", group="g1")}),
         live=FakeLive(), alerts=FakeAlerts(), bus=FakeBus(), broadcasts=FakeBroadcasts(),
         lights=None, snapshots=None,

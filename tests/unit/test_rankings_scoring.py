@@ -175,4 +175,4 @@ def test_settings_refuse_bad_ranking_weights_naming_the_variable(monkeypatch: py
         load_settings()
     monkeypatch.setenv("VH_ALARM_ACK_LIMIT_S", "600")
     s = load_settings()
-    assert parse_weights(s.ranking_weights)["availability"] == 1.0 and s.alarm_ack_limit_s == 600.0
+    assert s.ranking.weights["availability"] == 1.0 and s.ranking.alarm_ack_limit_s == 600.0

@@ -105,11 +105,10 @@ def test_quiet_hours_must_be_real_times(monkeypatch: pytest.MonkeyPatch, value: 
 
 
 def test_good_quiet_hours_pass_and_build_the_broadcast_service_config(monkeypatch: pytest.MonkeyPatch) -> None:
-    from hub.broadcasts.schedule import QuietHours
 
     monkeypatch.setenv("VH_BROADCAST_QUIET_HOURS", "23:30-05:45")
     s = load_settings()
-    qh = QuietHours.parse(*s.broadcast_quiet_hours.split("-"))
+    qh = s.broadcasts.quiet_hours
     assert (qh.start.hour, qh.start.minute, qh.end.hour, qh.end.minute) == (23, 30, 5, 45)
 
 
@@ -140,7 +139,7 @@ def test_log_level_is_normalised_and_retention_forms_accepted(monkeypatch: pytes
     monkeypatch.setenv("VH_LOG_LEVEL", "debug")
     monkeypatch.setenv("VH_INFLUX_RETENTION", "52w")
     s = load_settings()
-    assert s.log_level == "DEBUG" and s.influx_retention == "52w"
+    assert s.log_level == "DEBUG" and s.influx.retention == "52w"
 
 
 def test_every_error_is_listed_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -154,3 +153,65 @@ def test_a_ca_file_that_is_not_a_certificate_is_refused_at_start(monkeypatch: py
     bad = tmp_path / "ca.crt"
     bad.write_text("not a certificate\n")
     assert "VH_MQTT_CA_FILE" in error_of(monkeypatch, VH_MQTT_CA_FILE=str(bad))
+
+
+# --- sections: typed fields, the same variable names -------------------------------------------
+
+@pytest.mark.parametrize(("var", "value", "where", "expected"), [
+    ("VH_MQTT_CLIENT_ID", "hub-7", ("mqtt", "client_id"), "hub-7"),
+    ("VH_MQTT_PROTOCOL", "311", ("mqtt", "protocol"), 311),
+    ("VH_MQTT_SESSION_EXPIRY_S", "60", ("mqtt", "session_expiry_s"), 60),
+    ("VH_MQTT_COMMAND_CLIENTS", "0", ("mqtt", "command_clients"), 0),
+    ("VH_INFLUX_DB", "town", ("influx", "db"), "town"),
+    ("VH_HTTP_PORT", "8123", ("http", "port"), 8123),
+    ("VH_HTTP_HOST", "0.0.0.0", ("http", "host"), "0.0.0.0"),
+    ("VH_METRICS_AUTH", "true", ("http", "metrics_auth"), True),
+    ("VH_WRITE_FLUSH_S", "0.05", ("writer", "flush_s"), 0.05),
+    ("VH_SPOOL_MAX_BYTES", str(1 << 21), ("writer", "spool_max_bytes"), 1 << 21),
+    ("VH_INGEST_WORKERS", "2", ("ingest", "workers"), 2),
+    ("VH_CLOCK_SKEW_S", "60", ("devices", "clock_skew_s"), 60.0),
+    ("VH_SNAPSHOT_MAX_PIXELS", "1000", ("snapshots", "max_pixels"), 1000),
+    ("VH_BROADCAST_GRACE_S", "30", ("broadcasts", "grace_s"), 30.0),
+    ("VH_ALARM_ACK_LIMIT_S", "600", ("ranking", "alarm_ack_limit_s"), 600.0),
+    ("VH_TOWNSHIP_NAME", "东乡", ("township", "name"), "东乡"),
+    ("VH_TOWNSHIP_LAT", "30.5", ("township", "lat"), 30.5),
+])
+def test_each_variable_keeps_its_name_and_lands_in_its_section(
+        monkeypatch: pytest.MonkeyPatch, var: str, value: str, where: tuple[str, str], expected: object) -> None:
+    monkeypatch.setenv(var, value)
+    section, field = where
+    assert getattr(getattr(load_settings(), section), field) == expected
+
+
+def test_the_mqtt_url_and_quiet_hours_are_typed_values(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("VH_MQTT_URL", "mqtts://hub:UrlSecret-1@broker.example:8884")
+    monkeypatch.setenv("VH_BROADCAST_QUIET_HOURS", "21:00-07:30")
+    s = load_settings()
+    assert (s.mqtt.url.tls, s.mqtt.url.host, s.mqtt.url.port, s.mqtt.url.username) == (True, "broker.example", 8884, "hub")
+    assert "UrlSecret-1" not in repr(s.mqtt.url)
+    assert (s.broadcasts.quiet_hours.start.hour, s.broadcasts.quiet_hours.end.minute) == (21, 30)
+
+
+def test_a_section_refuses_a_field_it_does_not_have() -> None:
+    from pydantic import ValidationError
+
+    from hub.settings import MqttSettings
+
+    with pytest.raises(ValidationError, match="extra"):
+        MqttSettings.model_validate({"url": "mqtt://127.0.0.1:1883", "clientid": "typo"})
+
+
+def test_a_bad_value_in_a_section_is_named_by_its_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    msg = error_of(monkeypatch, VH_INGEST_WORKERS="99", VH_SNAPSHOT_MAX_BYTES="12")
+    assert "VH_INGEST_WORKERS" in msg and "VH_SNAPSHOT_MAX_BYTES" in msg
+
+
+def test_the_config_file_keeps_its_flat_names_and_the_environment_wins(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    config = tmp_path / "hub.yaml"
+    config.write_text("http_port: 8111\ninflux_db: from_file\ntownship_name: 西乡\n", encoding="utf-8")
+    monkeypatch.setenv("VH_CONFIG", str(config))
+    monkeypatch.setenv("VH_INFLUX_DB", "from_env")
+    s = load_settings()
+    assert (s.http.port, s.influx.db, s.township.name) == (8111, "from_env", "西乡")
+    assert {"http_port", "influx_db", "township_name"} <= s.given

@@ -14,7 +14,7 @@ from hub.services import Services
 
 def _metrics_auth(request: Request) -> None:
     services: Services = get_services(request)
-    if services.settings.metrics_auth:
+    if services.settings.http.metrics_auth:
         authenticate(request, services)
 
 

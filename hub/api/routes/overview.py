@@ -39,7 +39,7 @@ def compute_overview(services: Services) -> dict[str, Any]:
             log.exception("broadcast overview failed")
     mqtt_ok = services.mqtt_connected
     return {
-        "township": services.settings.township_name,
+        "township": services.settings.township.name,
         "ts": services.clock.now(),
         "devices": by_kind,
         "villages": list(villages.values()),
