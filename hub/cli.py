@@ -7,12 +7,14 @@ stderr and a non-zero exit, never a traceback.
 
 from __future__ import annotations
 
-import importlib
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
+from device_sim.cli import app as sim_app
+from hub.registry.cli import app as registry_app
+from hub.security.cli import app as devices_app
 from hub.settings import Settings, SettingsError, load_settings
 
 app = typer.Typer(
@@ -140,17 +142,9 @@ def token_revoke(token_id: str) -> None:
     typer.echo(f"revoked {token_id}")
 
 
-def _mount(module: str, name: str, help_text: str) -> None:
-    try:
-        sub = importlib.import_module(module).app
-    except (ModuleNotFoundError, AttributeError):
-        return
-    app.add_typer(sub, name=name, help=help_text)
-
-
-_mount("device_sim.cli", "sim", "The device simulator: cameras and speakers against any broker.")
-_mount("hub.registry.cli", "registry", "The device registry: import/export a township, list devices.")
-_mount("hub.security.cli", "devices", "Device credentials for the broker (password file and ACL).")
+app.add_typer(sim_app, name="sim", help="The device simulator: cameras and speakers against any broker.")
+app.add_typer(registry_app, name="registry", help="The device registry: import/export a township, list devices.")
+app.add_typer(devices_app, name="devices", help="Device credentials for the broker (password file and ACL).")
 
 
 def main() -> None:
