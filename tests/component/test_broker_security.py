@@ -574,12 +574,12 @@ def test_plaintext_port_is_unreachable_from_a_non_loopback_address(broker: Broke
 
 
 def test_broker_size_limits_leave_room_for_the_hubs_snapshot_limit() -> None:
-    from hub.settings import Settings
+    from hub.settings import SnapshotSettings
 
     opts = dict(
         re.findall(r"^(message_size_limit|max_packet_size)\s+(\d+)", CONF.read_text(), flags=re.M)
     )
-    snapshot_limit = Settings.model_fields["snapshot_max_bytes"].default
+    snapshot_limit = SnapshotSettings.model_fields["max_bytes"].default
     assert snapshot_limit < int(opts["message_size_limit"]) < int(opts["max_packet_size"])
 
 
