@@ -21,8 +21,10 @@ from hub.tsdb.lineprotocol import encode_line, encode_point
 
 
 # --- effects ---------------------------------------------------------------------------------
-# A parsed `Heartbeat` is itself the effect "apply this heartbeat to the live state".
-@dataclass(frozen=True, slots=True)
+# A parsed `Heartbeat` is itself the effect "apply this heartbeat to the live state". Effects are
+# plain slotted dataclasses, to be treated as read-only: a frozen one costs ~0.8 µs more to build,
+# and a presence change makes three of them.
+@dataclass(slots=True)
 class SpeakerState:
     """A speaker's heartbeat: its state and what it plays (the broadcast service follows them)."""
 
@@ -32,14 +34,14 @@ class SpeakerState:
     ts: float
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class StatusSeen:
     device_id: str
     status: str  # online | offline
     ts: float
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Touched:
     """Any message from a device counts as seen."""
 
@@ -48,7 +50,7 @@ class Touched:
     kind: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class RaiseAlert:
     key: str
     device_id: str
@@ -58,13 +60,13 @@ class RaiseAlert:
     ts: float
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class ClearAlert:
     key: str
     ts: float
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class BusEvent:
     """One event for the wall screen's stream."""
 
@@ -73,19 +75,19 @@ class BusEvent:
     ts: float
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class AckReceived:
     """A §6 ack: the street-light service takes its own (`lt-…`), the broadcast service the rest."""
 
     msg: InboundMessage
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class SnapshotReceived:
     msg: InboundMessage
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class PresenceChanged:
     """A device came online or went offline (the broadcast service follows its speakers)."""
 

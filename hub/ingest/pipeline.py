@@ -182,9 +182,17 @@ class Ingest:
 
     def apply_one(self, e: h.Effect, out: HandlerResult) -> None:
         s = self.s
+        # the most frequent first: speaker states (every speaker heartbeat), then a presence change's
         if isinstance(e, h.SpeakerState):
             if s.broadcasts is not None:
                 s.broadcasts.on_speaker_heartbeat(e.device_id, e.state, e.playing, e.ts)
+        elif isinstance(e, h.ClearAlert):
+            s.alerts.clear_alert(e.key, e.ts)
+        elif isinstance(e, h.BusEvent):
+            s.bus.publish(e.type, e.data, e.ts)
+        elif isinstance(e, h.PresenceChanged):
+            if s.broadcasts is not None:
+                s.broadcasts.on_presence(e.device_id, e.online, e.ts)
         elif isinstance(e, h.Touched):
             s.live.touch(e.device_id, e.ts, kind=e.kind)
         elif isinstance(e, h.StatusSeen):
@@ -194,13 +202,6 @@ class Ingest:
         elif isinstance(e, h.RaiseAlert):
             s.alerts.raise_alert(e.key, device_id=e.device_id, type=e.type, severity=e.severity,
                                  message=e.message, ts=e.ts)
-        elif isinstance(e, h.ClearAlert):
-            s.alerts.clear_alert(e.key, e.ts)
-        elif isinstance(e, h.BusEvent):
-            s.bus.publish(e.type, e.data, e.ts)
-        elif isinstance(e, h.PresenceChanged):
-            if s.broadcasts is not None:
-                s.broadcasts.on_presence(e.device_id, e.online, e.ts)
         elif isinstance(e, h.AckReceived):
             self._ack(e.msg)
         elif isinstance(e, h.SnapshotReceived):
