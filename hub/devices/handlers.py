@@ -52,6 +52,8 @@ class Touched:
 
 @dataclass(slots=True)
 class RaiseAlert:
+    """Open the alert `key` (no-op while it is open); `ClearAlert` closes it."""
+
     key: str
     device_id: str
     type: str
