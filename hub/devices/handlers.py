@@ -47,7 +47,7 @@ class Touched:
 
     device_id: str
     ts: float
-    kind: str | None = None
+    kind: str | None  # known from the channel (a snapshot comes from a camera), else None
 
 
 @dataclass(slots=True)
@@ -166,7 +166,7 @@ def on_event(msg: InboundMessage, out: HandlerResult, directory: Directory, skew
         return
     device = msg.device_id
     effects = out.effects
-    effects.append(Touched(device, msg.received_at))
+    effects.append(Touched(device, msg.received_at, None))
     tags = directory.tags(device, None)
     tags["type"] = result.type
     out.points.append(encode_point(Point("event", tags, {"detail": result.detail_json}, result.time)))
@@ -185,7 +185,7 @@ def on_event(msg: InboundMessage, out: HandlerResult, directory: Directory, skew
 
 def on_ack(msg: InboundMessage, out: HandlerResult) -> None:
     """Counted accepted or rejected by the service that takes it."""
-    out.effects.append(Touched(msg.device_id, msg.received_at))
+    out.effects.append(Touched(msg.device_id, msg.received_at, None))
     out.effects.append(AckReceived(msg))
 
 
