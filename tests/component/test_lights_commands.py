@@ -18,8 +18,8 @@ from paho.mqtt.enums import CallbackAPIVersion
 from device_sim import DeviceSpec
 from hub.alerts import AlertBook
 from hub.clock import SystemClock
-from hub.lights.service import LightConfig, LightService, Targets
 from hub.devices.livestate import LiveState
+from hub.lights.service import LightConfig, LightService, Targets
 from hub.messages import Point
 from hub.registry.model import Device, Township, Village
 from hub.registry.store import Registry
