@@ -92,8 +92,9 @@ def token_create(
     name: Annotated[str, typer.Option(help="who or what uses the token")],
 ) -> None:
     """Print a new API token (shown once; only its hash is stored). Recorded in the audit log."""
-    from hub.auth import ROLES, TokenStore, cli_principal
+    from hub.auth import TokenStore, cli_principal
     from hub.clock import SystemClock
+    from hub.roles import ROLES
 
     if role not in ROLES:
         typer.echo(f"--role must be one of {', '.join(ROLES)}", err=True)
@@ -101,7 +102,7 @@ def token_create(
     settings = _settings()
     store = TokenStore(settings.data_dir / "hub.db", clock=SystemClock())
     try:
-        token = store.create(name, role)  # type: ignore[arg-type]
+        token = store.create(name, role)
         store.audit(cli_principal(), "token.create", name, role)
         typer.echo(token)
     except ValueError as exc:

@@ -22,7 +22,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from hub.api.deps import AuthFailure, bearer_token, check_token
-from hub.auth import Role
+from hub.roles import Role
 from hub.services import Services
 
 MAX_BODY_BYTES: Final = 1 * 1024 * 1024  # JSON bodies

@@ -14,7 +14,7 @@ from fastapi import Depends, HTTPException, Request, Security, WebSocket, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.datastructures import Headers
 
-from hub.auth import Principal, Role
+from hub.auth import Principal
 from hub.broadcasts.media import MediaStore
 from hub.broadcasts.mediaurl import parse_allow_list
 from hub.broadcasts.service import BroadcastService
@@ -22,6 +22,7 @@ from hub.lights.service import LightService
 from hub.problems.service import ProblemService
 from hub.rankings.service import RankingService
 from hub.registry.store import Registry
+from hub.roles import Role
 from hub.services import Services
 from hub.snapshots.service import SnapshotService
 

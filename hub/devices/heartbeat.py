@@ -43,7 +43,7 @@ def _number(lo: float | None = None, hi: float | None = None, *, lo_open: bool =
     def check(v: Any) -> float:
         cls = type(v)
         if cls is float:
-            x = v
+            x: float = v
         elif cls is int:
             try:
                 x = float(v)
@@ -111,7 +111,7 @@ def _choice(*allowed: str) -> Validator:
 
 
 def _stream_url(v: Any) -> str:
-    s = _string(512)(v)
+    s: str | None = _string(512)(v)
     assert s is not None
     if not s.lower().startswith(("rtsp://", "rtsps://", "http://", "https://")):
         raise _BAD_VALUE  # must be an rtsp:// or http(s):// URL

@@ -77,7 +77,7 @@ class Ingest:
         dev = self.s.registry.get(device_id)
         if dev is None:
             if kind in DEVICE_KINDS:
-                self._note(device_id, kind)  # type: ignore[arg-type]  # the tags below are those it will have
+                self._note(device_id, kind)  # the tags below are those it will have
             tags = {"device": device_id, "village": "", "village_group": ""}
         else:
             tags = {"device": device_id, "village": dev.village or "", "village_group": dev.group or ""}

@@ -21,6 +21,7 @@ from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
+from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from hub import metrics
 from hub.clock import Clock
@@ -164,7 +165,7 @@ class HubMqttClient:
         log.info("MQTT connected to %r (session present: %s)", self.options.url, session)
         if self.subscriptions:
             if self._v5:
-                client.subscribe([(f, paho.SubscribeOptions(qos=q)) for f, q in self.subscriptions])
+                client.subscribe([(f, SubscribeOptions(qos=q)) for f, q in self.subscriptions])
             else:
                 client.subscribe(list(self.subscriptions))
         if self.unsubscriptions:

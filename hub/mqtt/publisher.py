@@ -236,7 +236,7 @@ class CommandPublisher:
         sock = conn.client.socket()
         # TLS: bytes already decrypted into the SSL buffer do not make the socket readable.
         while rc == MQTTErrorCode.MQTT_ERR_SUCCESS and sock is not None and getattr(sock, "pending", None) \
-                and sock.pending() > 0:  # type: ignore[union-attr,attr-defined]
+                and sock.pending() > 0:  # type: ignore[attr-defined]  # ssl.SSLSocket
             rc = conn.client.loop_read()
             sock = conn.client.socket()
         self._check(sel, conn, rc)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from hub.auth import Role
+from hub.roles import Role
 
 
 class TokenCreate(BaseModel):
