@@ -31,7 +31,7 @@ from pydantic import (
     model_validator,
 )
 
-from hub.broadcasts.schedule import QuietHours
+from hub.quiethours import QuietHours
 from hub.topics import DEFAULT_ROOT, is_valid_id
 
 BOOTSTRAP_TOKEN_MIN_LEN = 32
@@ -261,7 +261,7 @@ class BroadcastSettings(Section):
     @field_validator("media_url_allow")
     @classmethod
     def _media_url_allow(cls, v: str) -> str:
-        from hub.broadcasts.mediaurl import parse_allow_list
+        from hub.mediaurl import parse_allow_list
 
         parse_allow_list(v)  # ValueError names the bad prefix
         return v

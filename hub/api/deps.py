@@ -16,9 +16,9 @@ from starlette.datastructures import Headers
 
 from hub.auth import Principal
 from hub.broadcasts.media import MediaStore
-from hub.broadcasts.mediaurl import parse_allow_list
 from hub.broadcasts.service import BroadcastService
 from hub.lights.service import LightService
+from hub.mediaurl import parse_allow_list
 from hub.problems.service import ProblemService
 from hub.rankings.service import RankingService
 from hub.registry.store import Registry

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from hub.broadcasts.schedule import DEFAULT_GRACE_S, DEFAULT_QUIET_HOURS, QuietHours
+from hub.broadcasts.schedule import DEFAULT_GRACE_S, DEFAULT_QUIET_HOURS
+from hub.quiethours import QuietHours
 from hub.topics import DEFAULT_ROOT
 
 

@@ -12,11 +12,13 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import datetime, time, timedelta, tzinfo
+from datetime import datetime, timedelta, tzinfo
 from itertools import islice
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from dateutil.rrule import rrule, rrulestr
+
+from hub.quiethours import QuietHours
 
 MAX_CALENDAR_ITEMS = 2000
 MAX_FIRST_GAP_DAYS = 800
@@ -158,32 +160,6 @@ def _days_superset(text: str) -> str:
 
 
 # --- quiet hours ------------------------------------------------------------------
-
-@dataclass(frozen=True, slots=True)
-class QuietHours:
-    """A nightly window in local time; `start == end` means none. May span midnight."""
-
-    start: time = time(22, 0)
-    end: time = time(6, 0)
-
-    @classmethod
-    def parse(cls, start: str, end: str) -> QuietHours:
-        try:
-            return cls(time.fromisoformat(start), time.fromisoformat(end))
-        except ValueError:
-            raise ScheduleError(f"quiet hours need HH:MM times, got {start!r}–{end!r}") from None
-
-    @property
-    def disabled(self) -> bool:
-        return self.start == self.end
-
-    def contains(self, local: time) -> bool:
-        if self.disabled:
-            return False
-        if self.start < self.end:
-            return self.start <= local < self.end
-        return local >= self.start or local < self.end
-
 
 DEFAULT_QUIET_HOURS = QuietHours()
 

@@ -29,7 +29,6 @@ from hub.broadcasts.model import (
 )
 from hub.broadcasts.outcomes import Outcomes, Recorder
 from hub.broadcasts.schedule import (
-    QuietHours,
     ScheduleError,
     apply_quiet_hours,
     due,
@@ -38,6 +37,7 @@ from hub.broadcasts.schedule import (
 )
 from hub.broadcasts.store import BroadcastStore
 from hub.clock import Clock
+from hub.quiethours import QuietHours
 
 log = logging.getLogger(__name__)
 

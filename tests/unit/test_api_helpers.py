@@ -9,8 +9,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from hub.api.redact import redact_stream_url, redact_urls
-from hub.broadcasts.mediaurl import media_url_error, parse_allow_list
 from hub.csvsafe import escape_cell, unescape_cell
+from hub.mediaurl import media_url_error, parse_allow_list
 
 pytestmark = pytest.mark.unit
 

@@ -8,13 +8,13 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from hub.broadcasts.schedule import (
-    QuietHours,
     ScheduleError,
     apply_quiet_hours,
     due,
     parse_recurrence,
     quiet_hours_end,
 )
+from hub.quiethours import QuietHours
 
 pytestmark = pytest.mark.unit
 

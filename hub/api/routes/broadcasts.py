@@ -21,10 +21,10 @@ from hub.api.schemas.broadcasts import (
 )
 from hub.api.timeparams import parse_time
 from hub.broadcasts.media import MediaError
-from hub.broadcasts.mediaurl import media_url_error
 from hub.broadcasts.model import EMERGENCY_PRIORITY, NotFound
 from hub.broadcasts.schedule import ScheduleError
 from hub.broadcasts.service import BroadcastService
+from hub.mediaurl import media_url_error
 from hub.ports import Principal
 from hub.topics import ID_PATTERN
 
