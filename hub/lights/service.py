@@ -41,6 +41,7 @@ from hub.messages import Point, Rejection
 from hub.ports import AlertBook, Clock, EventSink, PointSink, PublishFn
 from hub.rejections import REJECTIONS
 from hub.targets import Targets
+from hub.topics import DEFAULT_ROOT
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +66,7 @@ class _Registry(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class LightConfig:
-    topic_root: str = "vhub/v1"
+    topic_root: str = DEFAULT_ROOT
     tz: str = "Asia/Shanghai"
     lat: float | None = None  # VH_TOWNSHIP_LAT; None: the centre of the registered devices
     lon: float | None = None
