@@ -57,10 +57,10 @@ from hub.broadcasts import (
     BroadcastConfig,
     BroadcastService,
     Principal,
-    QuietHours,
     SpeakerRef,
 )
 from hub.clock import SystemClock
+from hub.quiethours import QuietHours
 from tests.servers import MosquittoServer, free_port
 
 ROOT = "vhub/v1"
