@@ -182,9 +182,10 @@ def hub(browser_broker: MosquittoServer, influxdb: InfluxServer,
         running.process.stop()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def chromium() -> Iterator[Any]:
-    """Debian's Chromium, one for the whole run."""
+    """Debian's Chromium, one for the browser tests: stopped after them, so that Playwright's
+    event loop does not outlive them (asyncio.run() in later tests refuses a running loop)."""
     skip_without_browser()
     from playwright.sync_api import sync_playwright
 
