@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from hub.broadcasts.model import Delivery
+from hub.sqlitedb import open_db
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS broadcasts (
@@ -73,15 +74,9 @@ def _delivery(row: sqlite3.Row) -> Delivery:
 class BroadcastStore:
     def __init__(self, path: Path | str) -> None:
         self.path = Path(path)
-        if str(path) != ":memory:":
-            self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.RLock()
-        self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
+        self._db = open_db(path, SCHEMA)
         self._db.row_factory = sqlite3.Row
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.execute("PRAGMA busy_timeout=5000")
-        self._db.executescript(SCHEMA)
 
     def close(self) -> None:
         with self._lock:

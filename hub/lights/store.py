@@ -4,13 +4,13 @@
 from __future__ import annotations
 
 import json
-import sqlite3
 import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from hub.lights.sunplan import SunPlan, schedule_from_wire
+from hub.sqlitedb import open_db
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS batches (
@@ -62,11 +62,7 @@ _DCOLS = "command_id, batch_id, device, state, reason, updated_at, expires_at, p
 
 class LightStore:
     def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.executescript(_SCHEMA)
+        self._db = open_db(path, _SCHEMA)
         self._lock = threading.Lock()
 
     def close(self) -> None:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import os
 import re
-import sqlite3
 import tempfile
 import threading
 from collections.abc import Iterable
@@ -18,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from hub.problems.model import PENDING_STATES, Filters, HistoryEntry, Photo, Problem
+from hub.sqlitedb import open_db
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS problems (
@@ -98,17 +98,12 @@ def _filters_sql(f: Filters, now: float) -> tuple[str, list[Any]]:
 
 class ProblemStore:
     def __init__(self, db_path: Path, photo_dir: Path) -> None:
-        db_path.parent.mkdir(parents=True, exist_ok=True)
         self.photo_dir = photo_dir
         self.photo_dir.mkdir(parents=True, exist_ok=True)
         with contextlib.suppress(OSError):
             os.chmod(self.photo_dir, 0o700)
         self._lock = threading.RLock()
-        self._db = sqlite3.connect(str(db_path), check_same_thread=False, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.execute("PRAGMA busy_timeout=5000")
-        self._db.executescript(SCHEMA)
+        self._db = open_db(db_path, SCHEMA)
 
     def close(self) -> None:
         with self._lock:

@@ -23,6 +23,7 @@ from hub.registry.sqlite_rows import (
     row_device,
     village_row,
 )
+from hub.sqlitedb import open_db
 
 Progress = Callable[[int, int], None]  # (done, total)
 Work = Callable[[sqlite3.Connection], object]
@@ -43,11 +44,7 @@ class RegistryDb:
     """One connection (any thread; the caller serialises). Not thread-safe on its own."""
 
     def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.execute("PRAGMA busy_timeout=10000")
+        self._db = open_db(path, busy_timeout_ms=10000)
         self._db.execute("PRAGMA foreign_keys=ON")
         migrate(self._db)
         self._db.executescript(SCHEMA)

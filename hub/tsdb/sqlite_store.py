@@ -23,6 +23,7 @@ from typing import Any
 
 from hub.clock import Clock
 from hub.messages import Point
+from hub.sqlitedb import open_db
 from hub.tsdb.base import Bucket, RejectedBatchError, SeriesQuery, TransientStoreError
 from hub.tsdb.influxql import retention_seconds
 from hub.tsdb.lineparse import LineParseError, parse_line_ns
@@ -114,12 +115,7 @@ class SqliteStore:
 
     def _conn(self) -> sqlite3.Connection:
         if self._db is None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
-            db.execute("PRAGMA journal_mode=WAL")
-            db.execute("PRAGMA synchronous=NORMAL")
-            db.execute("PRAGMA busy_timeout=5000")
-            db.executescript(_SCHEMA)
+            db = open_db(self.path, _SCHEMA)
             self._types = {
                 (m, f): t for m, f, t in db.execute("SELECT measurement, field, type FROM field_types")
             }

@@ -124,10 +124,12 @@ def _give_to_mosquitto(path: Path) -> None:
             os.chown(p, user.pw_uid, user.pw_gid)
 
 
-@pytest.fixture(scope="module")
-def broker() -> Iterator[Broker]:
+@contextlib.contextmanager
+def project_broker(prefix: str, devices: tuple[str, ...]) -> Iterator[Broker]:
+    """Mosquitto with the repository's mosquitto.conf, only localized (ports, paths), dev TLS
+    certificates, and credentials for the hub's user and `devices` written by hub.security."""
     # Not pytest's tmp_path: its parents are 0700 root, which the dropped-privilege broker cannot enter.
-    workdir = Path(tempfile.mkdtemp(prefix="vh-broker-"))
+    workdir = Path(tempfile.mkdtemp(prefix=prefix))
     try:
         os.chmod(workdir, 0o750)
         subprocess.run(
@@ -136,7 +138,7 @@ def broker() -> Iterator[Broker]:
         )
         store = CredentialStore(workdir / "state" / "credentials.db", SystemClock())
         b = Broker(workdir, store, free_port(), free_port(), None)  # type: ignore[arg-type]
-        for dev in ("devA", "devB"):
+        for dev in devices:
             b.issue(dev)
         b.issue(HUB_USER, "hub")
         store.write_files(workdir / "passwd", workdir / "acl", topic_root=ROOT)
@@ -155,6 +157,12 @@ def broker() -> Iterator[Broker]:
         b.process.stop()
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def broker() -> Iterator[Broker]:
+    with project_broker("vh-broker-", ("devA", "devB")) as b:
+        yield b
 
 
 # --------------------------------------------------------------------------- a small MQTT client

@@ -16,7 +16,6 @@ import json
 import threading
 import time
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -30,8 +29,8 @@ from hub.bootstrap import build_services
 from hub.clock import ManualClock
 from hub.devices.heartbeat import Heartbeat, parse_heartbeat
 from hub.registry.model import Device, Village
-from hub.services import Services
 from hub.settings import load_settings
+from tests.e2e.test_api_security import Api, close_services
 
 pytestmark = pytest.mark.e2e
 
@@ -40,24 +39,6 @@ ROLES = ("viewer", "operator", "admin")
 CAMERA_URL = "rtsp://admin:s3cret-pw@10.0.0.5:554/live/ch1"
 CAMERA_URL_BARE = "rtsp://10.0.0.5:554/live/ch1"
 CDN = "https://cdn.example.org/audio/"
-
-
-@dataclass
-class Api:
-    app: FastAPI
-    client: TestClient
-    services: Services
-    tokens: dict[str, str]
-
-    def as_(self, role: str) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.tokens[role]}"}
-
-
-def _close(services: Services) -> None:
-    for closing in (services.registry.close, services.alerts.close, services.tokens.close,
-                    services.store.close):
-        with contextlib.suppress(Exception):  # best-effort teardown
-            closing()
 
 
 @pytest.fixture
@@ -70,7 +51,7 @@ def api(tmp_path: Path) -> Iterator[Api]:
         yield Api(app, client, services, tokens)
     if services.broadcasts is not None:
         services.broadcasts.stop()
-    _close(services)
+    close_services(services)
 
 
 def _camera_with_credentials(api: Api) -> None:

@@ -45,6 +45,9 @@ class Api:
     services: Services
     tokens: dict[str, str]
 
+    def as_(self, role: str) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.tokens[role]}"}
+
 
 def build_app(data: Path) -> tuple[Services, FastAPI]:
     services = build_services(load_settings(data_dir=data, influx_url=None), ManualClock())

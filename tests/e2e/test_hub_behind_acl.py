@@ -10,9 +10,6 @@ credentials made by hub.security exactly as an operator makes them; PROTOCOL §2
 from __future__ import annotations
 
 import json
-import shutil
-import subprocess
-import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,21 +18,11 @@ from urllib.parse import quote
 import psutil
 import pytest
 
-from hub.clock import SystemClock
-from hub.security.credentials import CredentialStore
 from tests.chaos.conftest import ChaosHub, wait_until
-from tests.component.test_broker_security import (
-    CERT_SCRIPT,
-    CONF,
-    HUB_USER,
-    ROOT,
-    Broker,
-    _give_to_mosquitto,
-    localize,
-)
+from tests.component.test_broker_security import HUB_USER, ROOT, Broker, project_broker
 from tests.e2e.fielddev import FieldDevice
 from tests.hubproc import InProcessHub, hub_settings
-from tests.servers import InfluxServer, ManagedProcess, find_binary, free_port, wait_port
+from tests.servers import InfluxServer
 
 pytestmark = pytest.mark.e2e
 
@@ -46,32 +33,8 @@ SPEAKER, CAMERA = "spk-acl-01", "cam-acl-01"
 def broker() -> Iterator[Broker]:
     """The repository's mosquitto.conf, only localized (ports, paths), with credentials for the
     hub's user and two devices written by hub.security."""
-    workdir = Path(tempfile.mkdtemp(prefix="vh-acl-hub-"))
-    try:
-        workdir.chmod(0o750)
-        subprocess.run(["bash", str(CERT_SCRIPT), str(workdir / "certs"), "hub.example.test"],
-                       check=True, capture_output=True, timeout=60)
-        store = CredentialStore(workdir / "state" / "credentials.db", SystemClock())
-        b = Broker(workdir, store, free_port(), free_port(), None)  # type: ignore[arg-type]
-        for dev in (SPEAKER, CAMERA):
-            b.issue(dev)
-        b.issue(HUB_USER, "hub")
-        store.write_files(workdir / "passwd", workdir / "acl", topic_root=ROOT)
-        conf = workdir / "mosquitto.conf"
-        conf.write_text(localize(CONF.read_text(), plain_port=b.plain_port, tls_port=b.tls_port, workdir=workdir))
-        (workdir / "mosquitto.log").touch()
-        _give_to_mosquitto(workdir)
-        b.process = ManagedProcess([find_binary("mosquitto"), "-c", str(conf)], workdir, "mosquitto.stdout")
-        b.process.start()
-        try:
-            wait_port(b.plain_port)
-            wait_port(b.tls_port)
-        except TimeoutError:
-            raise RuntimeError("mosquitto did not start:\n" + (workdir / "mosquitto.log").read_text()) from None
+    with project_broker("vh-acl-hub-", (SPEAKER, CAMERA)) as b:
         yield b
-        b.process.stop()
-    finally:
-        shutil.rmtree(workdir, ignore_errors=True)
 
 
 def hub_url(b: Broker) -> str:
