@@ -382,3 +382,13 @@ def test_registry_csv_export_escapes_formula_cells_and_imports_back(api: Api) ->
     assert api.services.registry.get_village("v01").name == "=HYPERLINK(\"http://x\")"  # type: ignore[union-attr]
     dev = api.services.registry.get("cam-9")
     assert dev is not None and dev.name == "@SUM(1)" and dev.tags == {"note": "+cmd", "pole": "-7"}
+
+
+def test_acknowledging_an_alert_by_an_id_sqlite_cannot_hold_is_422_not_a_crash(api: Api) -> None:
+    alert = api.services.alerts.raise_alert("camera:cam-x:covered", device_id="cam-x", type="covered",
+                                            severity="warning", message="画面遮挡", ts=1_780_000_000.0)
+    ok = api.client.post(f"/api/v1/alerts/{alert.id}/ack", headers=api.as_("operator"))
+    assert ok.status_code == 200 and ok.json()["acked_by"] == "operator-user"
+    assert api.client.post("/api/v1/alerts/987654/ack", headers=api.as_("operator")).status_code == 404
+    huge = api.client.post(f"/api/v1/alerts/{2**70}/ack", headers=api.as_("operator"))
+    assert huge.status_code == 422 and "alert_id" in huge.text

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, HTTPException, Query
+from fastapi import APIRouter, HTTPException, Path, Query
 
 from hub.api.deps import Operator, ServicesDep, Viewer
+
+SQLITE_MAX_INT = 2**63 - 1  # alert ids are SQLite rowids
 
 router = APIRouter(prefix="/api/v1", tags=["alerts"])
 
@@ -23,7 +25,8 @@ def list_alerts(
 
 
 @router.post("/alerts/{alert_id}/ack", summary="Acknowledge an alert")
-def ack(alert_id: int, services: ServicesDep, who: Operator) -> dict[str, Any]:
+def ack(alert_id: Annotated[int, Path(ge=1, le=SQLITE_MAX_INT)], services: ServicesDep,
+        who: Operator) -> dict[str, Any]:
     alert = services.alerts.acknowledge(alert_id, who.name, services.clock.now())
     if alert is None:
         raise HTTPException(404, f"unknown alert {alert_id}")
