@@ -5,18 +5,11 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, HttpUrl, field_validator, model_validator
+from pydantic import BaseModel, Field, HttpUrl, field_validator
 
+from hub.api.schemas.common import Strict, TargetsIn
 from hub.broadcasts.model import BroadcastSpec
 from hub.broadcasts.schedule import ScheduleError, parse_rule, zone_of
-from hub.targets import Targets
-from hub.topics import ID_PATTERN
-
-IdStr = Annotated[str, Field(pattern=ID_PATTERN)]
-
-
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
 
 
 class TtsMedia(Strict):
@@ -35,19 +28,6 @@ class AudioMedia(Strict):
 
 
 Media = Annotated[TtsMedia | AudioMedia, Field(discriminator="type")]
-
-
-class TargetsIn(Strict):
-    all: bool = False
-    villages: list[IdStr] = Field(default_factory=list, max_length=1000)
-    groups: list[IdStr] = Field(default_factory=list, max_length=5000)
-    devices: list[IdStr] = Field(default_factory=list, max_length=100_000)
-
-    @model_validator(mode="after")
-    def _some_target(self) -> TargetsIn:
-        if not (self.all or self.villages or self.groups or self.devices):
-            raise ValueError("name at least one target: all, villages, groups or devices")
-        return self
 
 
 class ScheduleIn(Strict):
@@ -104,13 +84,12 @@ class BroadcastIn(Strict):
                                description="how long after its due time a play may still start")
 
     def to_spec(self) -> BroadcastSpec:
-        t = self.targets
         s = self.schedule or ScheduleIn.model_validate({})
         media: dict[str, Any] = self.media.model_dump(mode="json", exclude_none=True)
         return BroadcastSpec(
             title=self.title, media=media, priority=self.priority, volume=self.volume,
             repeat=self.repeat, start=s.start, rrule=s.rrule, tz=s.tz,
-            targets=Targets(t.all, tuple(t.villages), tuple(t.groups), tuple(t.devices)),
+            targets=self.targets.to_targets(),
             quiet_hours=self.quiet_hours, valid_for_s=self.valid_for_s,
         )
 

@@ -4,36 +4,14 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, Field, field_validator, model_validator
 
+from hub.api.schemas.common import Strict, TargetsIn
 from hub.lights.schedule import FixedSchedule, Schedule, SunSchedule, parse_hhmm
-from hub.targets import Targets
-from hub.topics import ID_PATTERN
 
-IdStr = Annotated[str, Field(pattern=ID_PATTERN, max_length=64)]
 Level = Annotated[int, Field(ge=0, le=100, strict=True)]
 OnLevel = Annotated[int, Field(ge=1, le=100, strict=True)]
 Offset = Annotated[int, Field(ge=-180, le=180, strict=True, description="minutes")]
-
-
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class TargetsIn(Strict):
-    all: bool = False
-    villages: list[IdStr] = Field(default_factory=list, max_length=1000)
-    groups: list[IdStr] = Field(default_factory=list, max_length=5000)
-    devices: list[IdStr] = Field(default_factory=list, max_length=100_000)
-
-    @model_validator(mode="after")
-    def _some_target(self) -> TargetsIn:
-        if not (self.all or self.villages or self.groups or self.devices):
-            raise ValueError("name at least one target: all, villages, groups or devices")
-        return self
-
-    def to_targets(self) -> Targets:
-        return Targets(self.all, tuple(self.villages), tuple(self.groups), tuple(self.devices))
 
 
 class SunScheduleIn(Strict):
