@@ -48,11 +48,7 @@ def fresh_influxdb(tmp_path: Path) -> Iterator[InfluxServer]:
 
 # Skips that are not about the machine but about the test's own parameters (a parametrized case
 # that does not apply). Everything else that skips under CI=true is reported as a failure.
-CI_ALLOWED_SKIPS: tuple[tuple[str, str], ...] = (
-    # one case per route: routes open to viewers have no lower role to refuse
-    ("tests/e2e/test_api_security.py::test_every_api_v1_route_refuses_a_role_below_its_rule_with_403",
-     "open to every role"),
-)
+CI_ALLOWED_SKIPS: tuple[tuple[str, str], ...] = ()
 
 
 def _skip_reason(report: pytest.TestReport) -> str:
