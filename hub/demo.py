@@ -169,11 +169,6 @@ def _run(settings: Settings, township_file: Path, time_scale: float, own_token: 
         async def shutdown() -> None:
             # The simulator first (its devices say `offline` and disconnect), then the hub
             # (serve_async), then the broker (run_demo): nothing is left talking to a dead peer.
-            # The embedded amqtt broker logs hundreds of its clients leaving at once as errors
-            # with tracebacks (PUBACK timeouts, its own "dictionary changed size" race): while
-            # everything stops, only critical lines from it are worth showing.
-            for noisy in ("amqtt", "asyncio"):
-                logging.getLogger(noisy).setLevel(logging.CRITICAL)
             await asyncio.to_thread(fleet.stop)
             stop.set()
 

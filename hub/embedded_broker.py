@@ -149,6 +149,11 @@ class AmqttBroker:
 
         loop = asyncio.new_event_loop()
         asyncio.set_event_loop(loop)
+        # amqtt reports its own clients' troubles (a PUBACK that did not come, a client gone while
+        # it iterated its subscriptions) as errors with tracebacks, by the hundred when a demo
+        # fleet reconnects or stops; they are amqtt's business, not the operator's: debug only.
+        loop.set_exception_handler(_broker_task_failed)
+        logging.getLogger("amqtt").setLevel(logging.CRITICAL)
         self._loop = loop
         config = {
             "listeners": {"default": {"type": "tcp", "bind": f"127.0.0.1:{self.port}", "max_connections": 5000}},
@@ -172,6 +177,10 @@ class AmqttBroker:
             self._loop.call_soon_threadsafe(self._loop.stop)
         if self._thread:
             self._thread.join(10)
+
+
+def _broker_task_failed(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+    log.debug("embedded broker: %s (%r)", context.get("message"), context.get("exception"))
 
 
 def start_demo_broker(workdir: Path, prefer: str = "auto") -> MosquittoBroker | AmqttBroker:
