@@ -190,7 +190,7 @@ def test_openapi_documents_the_import_body_types(api: tuple[TestClient, Registry
     spec = client.get("/openapi.json").json()
     content = spec["paths"]["/api/v1/registry/import"]["post"]["requestBody"]["content"]
     assert set(content) == {"application/yaml", "text/csv", "multipart/form-data"}
-    assert "get" not in spec["paths"].get("/api/v1/devices/{device_id}", {})  # the lead's route, not ours
+    assert "get" not in spec["paths"].get("/api/v1/devices/{device_id}", {})  # served by routes/devices.py, not by the registry router
 
 
 def test_dry_run_import_reports_and_writes_nothing(api: tuple[TestClient, Registry]) -> None:
