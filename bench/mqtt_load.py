@@ -116,6 +116,7 @@ class LoadResult:
     elapsed_s: float  # first packet sent → last PUBACK read
     rate: float  # acked / elapsed_s
     error: str | None = None
+    cpu_s: float = 0.0  # CPU seconds of the load's processes while they sent (user + system)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -237,9 +238,10 @@ def _worker(spec: LoadSpec, proc: int, ready: Any, go: Any, results: Any) -> Non
         ready.wait()
         go.wait()
         rate = spec.rate / spec.processes if spec.rate else None
+        cpu0 = time.process_time()
         t0, t1 = _drive(spec, conns, rate, time.monotonic() + spec.timeout_s)
         results.put({"proc": proc, "sent": sum(c.next for c in conns), "acked": sum(c.acked for c in conns),
-                     "t0": t0, "t1": t1, "error": None})
+                     "t0": t0, "t1": t1, "error": None, "cpu_s": time.process_time() - cpu0})
     except BaseException as exc:  # report, never hang the parent
         with_ready = getattr(ready, "abort", None)
         if with_ready:
@@ -293,7 +295,7 @@ class LoadRun:
         acked = sum(r["acked"] for r in rows)
         elapsed = max(t1 - t0, 1e-6)
         return LoadResult(sum(r["sent"] for r in rows), acked, t0, elapsed, acked / elapsed,
-                          "; ".join(errors) or None)
+                          "; ".join(errors) or None, sum(r.get("cpu_s", 0.0) for r in rows))
 
 
 def run_load(spec: LoadSpec) -> LoadResult:
