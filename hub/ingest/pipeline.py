@@ -247,8 +247,8 @@ class Ingest:
 
 
 class Registrar:
-    """Records devices that publish without being registered (`Registry.note_unregistered`, one
-    SQLite write each) on its own thread, so first-seen devices (10,000 after a broker restart)
+    """Records devices that publish without being registered (`Registry.note_unregistered_many`:
+    everything pending in one SQLite transaction) on its own thread, so first-seen devices (10,000 after a broker restart)
     do not stall ingestion. Until then the registry has no entry: the tags used meanwhile are
     the ones the entry will give (no village, no group, the heartbeat's kind)."""
 
@@ -274,13 +274,15 @@ class Registrar:
             self._wake.wait()
             self._wake.clear()
             with self._lock:
-                todo = list(self._pending.items())
-            for device_id, kind in todo:
-                try:
-                    self.registry.note_unregistered(device_id, kind)
-                except Exception:  # invalid id, registry closed at shutdown: noted again next time
-                    log.debug("could not record unregistered device %s", device_id, exc_info=True)
-                with self._lock:
+                todo = dict(self._pending)
+            try:  # all pending in one transaction (a burst of 10,000 is one commit)
+                refused = self.registry.note_unregistered_many(todo)
+                if refused:
+                    log.debug("not recorded (invalid id or kind): %s", refused[:10])
+            except Exception:  # registry closed at shutdown: noted again next time
+                log.debug("could not record %d unregistered devices", len(todo), exc_info=True)
+            with self._lock:
+                for device_id in todo:
                     self._pending.pop(device_id, None)
 
 

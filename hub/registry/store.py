@@ -240,6 +240,29 @@ class Registry:
                  device_id, kind)
         return device
 
+    def note_unregistered_many(self, devices: Mapping[str, Kind]) -> list[str]:
+        """`note_unregistered` for many devices (device → kind) in one transaction and one new
+        snapshot: 10,000 first-seen devices after a broker restart cost one commit, not 10,000.
+        Devices with an invalid id or kind are skipped and returned (the others are written)."""
+        refused = [d for d, k in devices.items() if not is_valid_id(d) or k not in KINDS]
+        with self._lock:
+            snap = self._snap
+            new = [Device(d, k, d, registered=False) for d, k in devices.items()
+                   if snap.get(d) is None and d not in refused]
+            if not new:
+                return refused
+            stored: list[Device] = []
+
+            def insert(db: sqlite3.Connection) -> None:
+                stored.extend(database.insert_new_device(db, device) for device in new)
+
+            self._write(insert)
+            self._put_devices({d.id: d for d in stored})
+        ids = [d.id for d in new]
+        log.info("registry: %d device(s) publish but are not registered; kept as unregistered: %s%s",
+                 len(ids), ", ".join(ids[:10]), " …" if len(ids) > 10 else "")
+        return refused
+
     def _write(self, work: Work) -> None:
         """One transaction. Another process's commit since our last look is not lost: the
         next `refresh()` reloads; one that makes this write inconsistent refuses it."""
