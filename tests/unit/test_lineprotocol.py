@@ -207,3 +207,55 @@ def test_fast_parser_reads_encoder_output_like_the_full_parser(
 
 
 T_FIXED = 1_764_400_000.25
+
+
+# --- compiled encoders: the same output as the generic encoder --------------------------------
+@settings(max_examples=300, deadline=None)
+@given(
+    fields=st.dictionaries(names, field_values, min_size=1, max_size=6),
+    later=st.lists(st.dictionaries(names, field_values, min_size=1, max_size=6), max_size=3),
+    t=times,
+)
+def test_compiled_encoder_writes_what_the_generic_encoder_writes(
+    fields: dict[str, object], later: list[dict[str, object]], t: float
+) -> None:
+    from hub.tsdb import lineprotocol as lp
+
+    head = lp.line_head("heartbeat", {"device": "cam-1"})
+    # the same names with new values of any type, after the encoder was compiled for the first
+    renamed = [dict(zip(fields, (v for v in {**dict.fromkeys(fields, 1.5), **x}.values()), strict=False))
+               for x in later]
+    for fs in [fields] * (lp._COMPILE_AFTER + 2) + renamed:
+        try:
+            expected = lp._encode_line_generic(head, fs, t)
+        except LineProtocolError:
+            with pytest.raises(LineProtocolError):
+                lp.encode_line(head, fs, t)
+            continue
+        assert lp.encode_line(head, fs, t) == expected
+    assert tuple(fields) in lp._compiled  # the compiled path was taken
+
+
+def test_compiled_encoder_keeps_hostile_field_names_as_data() -> None:
+    from hub.tsdb import lineprotocol as lp
+
+    fs = {"a'''}{head}\n": 1.0, "{time}": 2, "\"; import os #": "x", "b": True}
+    for _ in range(lp._COMPILE_AFTER + 3):
+        line = lp.encode_line("m", fs, 1.0)
+    assert line == lp._encode_line_generic("m", fs, 1.0)
+    assert "a'''}{head}\\n=1," in line and "{time}=2i" in line
+    assert not isinstance(lp._compiled[tuple(fs)], lp._Pending)  # generated, and used
+
+
+def test_compiled_encoder_falls_back_when_a_value_does_not_fit_and_recompiles() -> None:
+    from hub.tsdb import lineprotocol as lp
+
+    fs: dict[str, object] = {"fps": 25.0, "seq": 1, "fw": "2.4.1", "on": True, "zz_compiled_case": 0}
+    for _ in range(lp._COMPILE_AFTER + 2):
+        lp.encode_line("m", fs, 1.0)
+    for odd in ({**fs, "fps": math.nan}, {**fs, "seq": 2**64}, {**fs, "fw": 'say "hi"'}, {**fs, "fps": 3}):
+        assert lp.encode_line("m", odd, 1.0) == lp._encode_line_generic("m", odd, 1.0)
+    ints = {**fs, "fps": 25}  # the device now sends an int: recompiled for it after a while
+    for _ in range(4 * lp._RECOMPILE_EVERY):
+        assert lp.encode_line("m", ints, 1.0) == lp._encode_line_generic("m", ints, 1.0)
+    assert lp._compiled[tuple(fs)]("m", ints, 1.0) == lp._encode_line_generic("m", ints, 1.0)
