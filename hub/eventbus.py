@@ -4,6 +4,10 @@ Any thread may `publish`; subscribers are asyncio consumers (one per WebSocket c
 Each subscriber has a bounded queue: a client that cannot keep up is told to resync
 (`{"type": "resync"}`) instead of slowing the hub down.
 
+Events from other threads (ingest) are gathered and handed to the loop with one wake-up per
+burst, not one each (10,000 devices coming online after a broker restart are 10,000 events),
+and none at all while no one subscribes.
+
 Event shape (also the wall screen's WebSocket message): `{"type": str, "ts": float, "data": {...}}`.
 Types in use: `presence`, `heartbeat`, `alert`, `alert_cleared`, `snapshot`, `delivery`,
 `broadcast`, `health`, `resync`.
@@ -14,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
+from collections import deque
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -29,7 +34,10 @@ class EventBus:
         self._subscribers: set[asyncio.Queue[Event]] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._lock = threading.Lock()
+        self._pending: deque[Event] = deque()  # from other threads, until the loop drains them
+        self._drain_scheduled = False  # guarded by _lock
         self.published = 0
+        self.wakeups = 0  # loop wake-ups asked for by other threads
 
     def bind(self, loop: asyncio.AbstractEventLoop) -> None:
         """Attach the event loop that owns the subscribers (done by the composition root)."""
@@ -48,9 +56,29 @@ class EventBus:
             running = None
         if running is loop:
             self._fan_out(event)
-        else:
-            with contextlib.suppress(RuntimeError):
-                loop.call_soon_threadsafe(self._fan_out, event)
+            return
+        if not self._subscribers:
+            return  # no one listens: no wake-up (a later subscriber starts from the state)
+        with self._lock:
+            self._pending.append(event)
+            if self._drain_scheduled:
+                return
+            self._drain_scheduled = True
+        try:
+            self.wakeups += 1
+            loop.call_soon_threadsafe(self._drain)
+        except RuntimeError:  # the loop closed meanwhile
+            with self._lock:
+                self._pending.clear()
+                self._drain_scheduled = False
+
+    def _drain(self) -> None:
+        with self._lock:
+            events = list(self._pending)
+            self._pending.clear()
+            self._drain_scheduled = False
+        for event in events:
+            self._fan_out(event)
 
     def _fan_out(self, event: Event) -> None:
         with self._lock:
