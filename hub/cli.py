@@ -7,12 +7,15 @@ stderr and a non-zero exit, never a traceback.
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
+import os
+import sys
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from device_sim.cli import app as sim_app
 from hub.registry.cli import app as registry_app
 from hub.security.cli import app as devices_app
 from hub.settings import Settings, SettingsError, load_settings
@@ -143,14 +146,40 @@ def token_revoke(token_id: str) -> None:
     typer.echo(f"revoked {token_id}")
 
 
-app.add_typer(sim_app, name="sim", help="The device simulator: cameras and speakers against any broker.")
+@app.command(
+    "sim", add_help_option=False,
+    context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
+)
+def sim(ctx: typer.Context) -> None:
+    """The device simulator: cameras and speakers against any broker (`villagehub sim --help`)."""
+    # Imported here, not with the CLI: the simulator's scenes load OpenCV and numpy, which
+    # `villagehub serve` has no use for until a snapshot comes (~55 MB of memory).
+    from device_sim.cli import app as sim_app
+
+    sim_app(args=ctx.args, prog_name="villagehub sim")
+
+
 app.add_typer(registry_app, name="registry", help="The device registry: import/export a township, list devices.")
 app.add_typer(devices_app, name="devices", help="Device credentials for the broker (password file and ACL).")
+
+
+def few_malloc_arenas(count: int = 2) -> None:
+    """glibc gives each thread that allocates its own malloc arena (up to 8 per core), each with
+    its own high-water mark of freed memory; the hub's threads mostly hand buffers to each other.
+    `MALLOC_ARENA_MAX` in the environment, when set, is left as it is."""
+    if os.environ.get("MALLOC_ARENA_MAX") or not sys.platform.startswith("linux"):
+        return
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6").mallopt(_M_ARENA_MAX, count)
+
+
+_M_ARENA_MAX = -8
 
 
 def main() -> None:
     from hub.preflight import restrict_umask
 
+    few_malloc_arenas()  # before any thread starts
     restrict_umask()  # everything the hub writes (data dir, databases, spool, snapshots) is private
     app(prog_name="villagehub")
 

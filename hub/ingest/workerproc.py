@@ -44,12 +44,22 @@ from hub.tsdb.writer import DurableWriter
 
 log = logging.getLogger("hub.ingest.worker")
 
+# What a worker holds at once bounds its memory: every message taken is kept (with its parsed
+# heartbeat and line) until its batch is durable and acknowledged. The broker keeps the rest.
+INBOX_READS = 2  # network reads (up to ~1,000 heartbeats each) waiting for the parser
+BATCH_MAX = 1000  # messages per durable batch (VH_WRITE_BATCH_SIZE when smaller)
 
-class _Device(SimpleNamespace):
-    kind: str
-    village: str
-    group: str
-    name: str
+
+class _Device:
+    """A registry entry as a worker sees it (the fields the pipeline reads)."""
+
+    __slots__ = ("group", "kind", "name", "village")
+
+    def __init__(self, name: str, kind: str, village: str, group: str) -> None:
+        self.name = name
+        self.kind = kind
+        self.village = village
+        self.group = group
 
 
 class WorkerRegistry:
@@ -61,7 +71,16 @@ class WorkerRegistry:
         self._base: dict[str, _Device] = {}
 
     def replace(self, tags: DeviceTags) -> None:
-        self._base = {d: _Device(kind=k, village=v, group=g, name=d) for d, (k, v, g) in tags.items()}
+        """Unchanged entries keep their object: the pipeline's per-device caches stay valid
+        (they check the entry by identity) and nothing is rebuilt for 10,000 devices."""
+        old = self._base
+        new: dict[str, _Device] = {}
+        for d, t in tags.items():
+            dev = old.get(d)
+            if dev is None or dev.kind != t[0] or dev.village != t[1] or dev.group != t[2]:
+                dev = _Device(d, *t)
+            new[d] = dev
+        self._base = new
 
     def get(self, device_id: str) -> _Device | None:
         return self._base.get(device_id)
@@ -102,7 +121,7 @@ def run(conn: Connection, index: int) -> None:
 
     clock = SystemClock()
     writer = DurableWriter(build_store(cfg, clock), Path(cfg.data_dir) / f"spool-ingest-{index}",
-                           batch_size=cfg.write_batch_size, flush_s=cfg.write_flush_s,
+                           batch_size=min(cfg.write_batch_size, BATCH_MAX), flush_s=cfg.write_flush_s,
                            max_spool_bytes=cfg.spool_max_bytes, clock=clock)
     registry = WorkerRegistry()
     services = SimpleNamespace(settings=SimpleNamespace(devices=SimpleNamespace(clock_skew_s=cfg.clock_skew_s)), registry=registry,
@@ -125,16 +144,16 @@ def run(conn: Connection, index: int) -> None:
             outbox.clear()
         send(("batch", items, deltas.take()))
 
-    # Each item is one network read (up to ~1,000 heartbeats): a few batches' worth is enough to
-    # keep the parser busy; more would only hold memory while the broker holds the rest.
-    inbox: queue.Queue[list[InboundMessage]] = queue.Queue(
-        max(4, min(cfg.ingest_queue_size, 3 * cfg.write_batch_size) // 1000))
+    # Each item is one network read: a few are enough to keep the parser busy; more would only
+    # hold memory while the broker holds the rest.
+    inbox: queue.Queue[list[InboundMessage]] = queue.Queue(max(1, min(INBOX_READS, cfg.ingest_queue_size // 1000)))
+    batch_size = min(cfg.write_batch_size, BATCH_MAX)
     receiver = MqttReceiver(
         RxOptions(cfg.mqtt_host, cfg.mqtt_port, cfg.client_id, cfg.mqtt_protocol, cfg.mqtt_username,
                   cfg.mqtt_password, cfg.mqtt_tls, cfg.mqtt_ca_file, session_expiry_s=cfg.mqtt_session_expiry_s),
         Topics(cfg.topic_root), [(cfg.share_filter, 1)], inbox.put, now=clock.now,
     )
-    worker = IngestWorker(ingest, inbox, ack_batch=receiver.ack_messages, batch_size=cfg.write_batch_size,
+    worker = IngestWorker(ingest, inbox, ack_batch=receiver.ack_messages, batch_size=batch_size,
                           flush_s=cfg.write_flush_s, name=f"ingest-{index}", after_commit=after_commit)
     stop = threading.Event()
 

@@ -14,11 +14,10 @@ import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
-import numpy as np
-
-from hub.snapshots.analysis import FrameMetrics, Signature, frame_difference, structural_change
+if TYPE_CHECKING:  # numpy and OpenCV are imported on the first analysed frame, not with the service
+    from hub.snapshots.analysis import FrameMetrics, Signature
 
 
 class Condition(StrEnum):
@@ -69,6 +68,8 @@ def detect(
     m: FrameMetrics, *, previous: Signature | None, reference: Signature | None, t: Thresholds
 ) -> frozenset[Condition]:
     """The conditions one frame shows on its own."""
+    from hub.snapshots.analysis import frame_difference, structural_change
+
     seen: set[Condition] = set()
     dark = m.brightness < t.dark_brightness
     if dark:
@@ -123,6 +124,8 @@ class CameraHealth:
         self.on_streak.pop(Condition.MOVED, None)
 
     def update(self, m: FrameMetrics, t: Thresholds) -> HealthUpdate:
+        from hub.snapshots.analysis import frame_difference, structural_change
+
         night = m.colourfulness < t.night_colourfulness
         mode = "night" if night else "day"
         reference = self.references.get(mode)
@@ -155,6 +158,8 @@ class CameraHealth:
 
     def _learn(self, mode: str, sig: Signature, t: Thresholds) -> None:
         """Average the first clean frames into the reference, then follow slow changes."""
+        import numpy as np
+
         ref = self.references.get(mode)
         if ref is not None:
             self.references[mode] = np.asarray(

@@ -13,7 +13,7 @@ from hub.clock import Clock
 from hub.messages import InboundMessage, Rejection
 from hub.rejections import RejectionLog
 from hub.snapshots.config import SnapshotConfig
-from hub.snapshots.jpeg import JpegInfo, JpegRejected, inspect_jpeg
+from hub.snapshots.jpegheader import JpegInfo, JpegRejected, inspect_jpeg
 from hub.snapshots.requests import SnapshotRequests
 from hub.snapshots.slots import LatestWinsSlots, Put
 

@@ -1,17 +1,24 @@
 """The analysis runner: worker threads take snapshots from the latest-wins slots (one camera
 by one worker at a time, in arrival order, so its health hysteresis sees its frames in
 order), decode and analyse them (in a process pool or in the thread), then store each one,
-write its point, update the camera's health and alerts and answer waiting requests."""
+write its point, update the camera's health and alerts and answer waiting requests.
+
+OpenCV and numpy (~55 MB of the hub's memory) are imported by the first snapshot to analyse
+(`analysis_function`), not when the hub starts: a hub whose cameras send no snapshots never
+loads them. With the process executor the pool's processes import them.
+"""
 
 from __future__ import annotations
 
+import functools
 import logging
 import multiprocessing
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from hub import metrics
 from hub.messages import Point
@@ -19,14 +26,27 @@ from hub.ports import AlertSink, EventSink, PointSink
 from hub.snapshots.cameras import Cameras
 from hub.snapshots.config import SnapshotConfig
 from hub.snapshots.intake import ANALYSIS_ERROR, Pending, Rejections, Slots, slot_gauges
-from hub.snapshots.jpeg import JpegInfo, Reject
-from hub.snapshots.pipeline import Analysed, analyse_jpeg, single_threaded_opencv
+from hub.snapshots.jpegheader import JpegInfo, Reject
 from hub.snapshots.ports import Lookup
 from hub.snapshots.requests import SnapshotRequests
 from hub.snapshots.staleness import snapshot_arrived
 from hub.snapshots.storage import SnapshotStorage
 
+if TYPE_CHECKING:
+    from hub.snapshots.pipeline import Analysed
+
 log = logging.getLogger(__name__)
+
+Analyse = Callable[[bytes, JpegInfo], "Analysed | Reject"]
+
+
+@functools.cache
+def analysis_function() -> Analyse:
+    """`analyse_jpeg`, OpenCV imported and set to one thread on the first call."""
+    from hub.snapshots.pipeline import analyse_jpeg, single_threaded_opencv
+
+    single_threaded_opencv()
+    return analyse_jpeg
 
 
 @dataclass(kw_only=True)
@@ -46,12 +66,12 @@ class AnalysisRunner:
 
     def start(self) -> None:
         if self.config.executor == "process":
+            from hub.snapshots.pipeline import single_threaded_opencv
+
             self._pool = ProcessPoolExecutor(
                 self.config.worker_count, mp_context=multiprocessing.get_context("spawn"),
                 initializer=single_threaded_opencv,
             )
-        else:
-            single_threaded_opencv()
         self.slots.reopen()
         for i in range(self.config.worker_count):
             t = threading.Thread(target=self._work, name=f"snapshot-{i}", daemon=True)
@@ -92,8 +112,10 @@ class AnalysisRunner:
 
     def _analyse(self, data: bytes, info: JpegInfo) -> Analysed | Reject:
         if self._pool is not None:
+            from hub.snapshots.pipeline import analyse_jpeg
+
             return self._pool.submit(analyse_jpeg, data, info).result()
-        return analyse_jpeg(data, info)
+        return analysis_function()(data, info)
 
     def _process(self, device_id: str, item: Pending) -> None:
         started = time.perf_counter()
