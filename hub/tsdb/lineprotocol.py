@@ -268,9 +268,9 @@ class _Pending:
 
 
 def _generate(fs: dict[str, Any]) -> Callable[[str, dict[str, Any], float], str | None]:
-    consts: dict[str, Any] = {"_float": float, "_int": int, "_str": str, "_bool": bool,
-                              "_MIN": _INT64_MIN, "_MAX": _INT64_MAX}
-    lines = ["def encode(head, fs, time):"]
+    consts: dict[str, Any] = {"_float": float, "_int": int, "_str": str, "_bool": bool, "_repr": repr,
+                              "_round": round, "_MIN": _INT64_MIN, "_MAX": _INT64_MAX}
+    lines: list[str] = []
     parts: list[str] = []
     order = sorted((k, i) for i, k in enumerate(fs) if k)  # field order of the generic encoder
     if not order:
@@ -283,7 +283,7 @@ def _generate(fs: dict[str, Any]) -> Callable[[str, dict[str, Any], float], str 
         lines.append(f"    v{i} = fs[k{i}]")
         if cls is float:
             lines += [f"    if type(v{i}) is not _float or v{i} - v{i} != 0.0: return None",
-                      f"    r{i} = repr(v{i})",
+                      f"    r{i} = _repr(v{i})",
                       f"    if r{i}[-2:] == '.0': r{i} = r{i}[:-2]"]
             parts.append(f"{{e{i}}}={{r{i}}}")
         elif cls is bool:
@@ -298,7 +298,10 @@ def _generate(fs: dict[str, Any]) -> Callable[[str, dict[str, Any], float], str 
         else:
             return _FAILED  # other types: the generic encoder, always
     body = ",".join(parts)
-    lines.append(f"    return f\'\'\'{{head}} {body} {{round(time * 1_000_000) * 1_000}}\'\'\'")
+    lines.append(f"    return f\'\'\'{{head}} {body} {{_round(time * 1_000_000) * 1_000}}\'\'\'")
+    # the constants as default arguments: fast locals in the generated function
+    signature = ", ".join(f"{name}={name}" for name in consts)
+    lines.insert(0, f"def encode(head, fs, time, {signature}):")
     namespace: dict[str, Any] = dict(consts)
     exec("\n".join(lines), namespace)  # generated from value types and positions only
     encode: Callable[[str, dict[str, Any], float], str | None] = namespace["encode"]
