@@ -7,10 +7,6 @@ stderr and a non-zero exit, never a traceback.
 
 from __future__ import annotations
 
-import contextlib
-import ctypes
-import os
-import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -163,23 +159,9 @@ app.add_typer(registry_app, name="registry", help="The device registry: import/e
 app.add_typer(devices_app, name="devices", help="Device credentials for the broker (password file and ACL).")
 
 
-def few_malloc_arenas(count: int = 2) -> None:
-    """glibc gives each thread that allocates its own malloc arena (up to 8 per core), each with
-    its own high-water mark of freed memory; the hub's threads mostly hand buffers to each other.
-    `MALLOC_ARENA_MAX` in the environment, when set, is left as it is."""
-    if os.environ.get("MALLOC_ARENA_MAX") or not sys.platform.startswith("linux"):
-        return
-    with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL("libc.so.6").mallopt(_M_ARENA_MAX, count)
-
-
-_M_ARENA_MAX = -8
-
-
 def main() -> None:
     from hub.preflight import restrict_umask
 
-    few_malloc_arenas()  # before any thread starts
     restrict_umask()  # everything the hub writes (data dir, databases, spool, snapshots) is private
     app(prog_name="villagehub")
 
