@@ -148,7 +148,8 @@ class MqttSettings(Section):
     protocol: Literal[5, 311] = 5
     ca_file: Path | None = None
     session_expiry_s: int = Field(default=7 * 24 * 3600, ge=0)
-    # Extra paho clients (`<client id>-cmd<n>`) that publish commands (hub.mqtt.publisher).
+    # Extra MQTT connections (`<client id>-cmd<n>`) that publish commands (hub.mqtt.publisher:
+    # the lean publisher on mqtt://, paho clients on mqtts://).
     # None: 2 on mqtt://, 0 on mqtts:// (mosquitto.conf's TLS listener forces client id =
     # username, so more connections of the hub user would take each other over).
     command_clients: int | None = Field(default=None, ge=0, le=8)
