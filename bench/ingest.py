@@ -95,18 +95,20 @@ def influx_raw_rate(db: InfluxServer, messages: int, batch: int = 5000, clients:
     `clients` concurrent HTTP clients): what the store allows, with no MQTT and no validation."""
     import httpx
 
-    from hub.messages import Point
-    from hub.tsdb.lineprotocol import encode_point
+    from bench.mqtt_load import device_kind
+    from hub.devices.heartbeat import Heartbeat, heartbeat_point_fields, parse_heartbeat
+    from hub.tsdb.lineprotocol import encode_line, line_head
 
     database = f"bench_raw{clients}"
     httpx.post(f"{db.url}/query", params={"q": f"CREATE DATABASE {database}"}, timeout=10).raise_for_status()
     t_base = time.time()
-    lines = [encode_point(Point("heartbeat", {"device": f"raw-{i % DEVICES:05d}", "kind": "camera", "village": "",
-                                              "village_group": ""},
-                                {"seq": i // DEVICES, "fps": 25.0, "bitrate_kbps": 2048, "temp_c": 41.5,
-                                 "uptime_s": 86400, "rssi_dbm": -67, "recording": True, "fw": "2.4.1",
-                                 "interval_s": 30.0, "storage_free_pct": 73.0},
-                                t_base + (i // DEVICES) * 0.001)) for i in range(messages)]
+    lines = []  # the load generator's heartbeats (cameras and speakers), encoded as the hub does
+    for i in range(messages):
+        kind = device_kind(i % DEVICES)
+        hb = parse_heartbeat("raw", heartbeat_payload(kind, i // DEVICES, t_base + (i // DEVICES) * 0.001), t_base)
+        assert isinstance(hb, Heartbeat)
+        head = line_head("heartbeat", {"device": f"raw-{i % DEVICES:05d}", "kind": kind})
+        lines.append(encode_line(head, heartbeat_point_fields(hb), hb.time, "heartbeat"))
     bodies = ["\n".join(lines[k:k + batch]).encode() for k in range(0, len(lines), batch)]
 
     def writer(part: list[bytes]) -> None:
