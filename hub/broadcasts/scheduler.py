@@ -9,6 +9,7 @@ that is due now wakes it at once. Every method runs under the service lock.
 from __future__ import annotations
 
 import logging
+import sqlite3
 import threading
 import uuid
 from dataclasses import dataclass, field, replace
@@ -105,6 +106,10 @@ class Scheduler:
                 self.tick()
             except Exception:  # keep scheduling; the next tick retries
                 log.exception("broadcast scheduler tick failed")
+            try:
+                self.store.checkpoint()  # outside the lock: acks go on being recorded meanwhile
+            except sqlite3.Error:
+                log.warning("broadcast database checkpoint failed", exc_info=True)
             self._wake.wait(self.config.tick_s)
             self._wake.clear()
 
