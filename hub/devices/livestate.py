@@ -33,6 +33,8 @@ class HeartbeatOutcome:
     transition: Transition | None
 
 
+_NOTHING_CHANGED = HeartbeatOutcome(0, None)
+
 HISTORY_EVERY_S = 60
 HISTORY_POINTS = 24 * 60
 
@@ -80,6 +82,8 @@ class LiveState:
         self._bucket_heartbeats += 1
         self._bucket_lost += lost
         t = self.presence.on_heartbeat(hb.device_id, hb.received_at, hb.interval_s)
+        if not lost and t is None:
+            return _NOTHING_CHANGED  # nearly every heartbeat: no frozen dataclass built (~1 µs)
         return HeartbeatOutcome(lost, t)
 
     def on_status(self, device_id: str, payload: str, now: float) -> Transition | None:

@@ -48,6 +48,10 @@ _TOPIC_CACHE_MAX = 200_000
 _SESSIONS = itertools.count(1)  # connection numbers, unique in the process (across receivers)
 
 
+# Properties are not read here (MQTT 5 ones are skipped): every message shares one empty,
+# never-written mapping instead of a new dict each (handlers only read `properties`).
+_NO_PROPERTIES: dict[str, str] = {}
+
 class ProtocolError(OSError):
     """The broker sent something this client does not accept (or refused the connection)."""
 
@@ -335,7 +339,7 @@ class MqttReceiver:
                     else:
                         messages.append(InboundMessage(topic, dt.device_id, dt.channel,  # type: ignore[union-attr]
                                                        bytes(buf[j:end]), qos, bool(header & 1), mid, now,
-                                                       {}, session))
+                                                       _NO_PROPERTIES, session))
             elif kind == 9:  # SUBACK
                 codes = self._suback_codes(buf, i, end) if v5 else bytes(buf[i + 2 : end])
                 refused = [c for c in codes if c >= 0x80]
