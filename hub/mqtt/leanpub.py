@@ -29,12 +29,12 @@ import logging
 import selectors
 import socket
 import struct
-import threading
 import time
 import zlib
 from dataclasses import dataclass, field
 
 from hub.ingest.mqttrx import _packet_at, _utf8, _varint
+from hub.mqtt.pubthread import PublisherThread
 from hub.settings import MqttUrl
 
 log = logging.getLogger(__name__)
@@ -157,13 +157,14 @@ class _Conn:
     delay: float = RECONNECT_MIN_S
 
 
-class LeanCommandPublisher:
+class LeanCommandPublisher(PublisherThread):
     """`size` raw MQTT connections for the hub's commands, one thread. `publish` never blocks."""
 
     def __init__(self, url: MqttUrl, client_id: str, *, size: int = 2, protocol: int = 5,
                  keepalive_s: int = 30) -> None:
         if size < 1:
             raise ValueError("size must be at least 1")
+        super().__init__()
         if url.tls:
             raise ValueError("the lean publisher speaks plain mqtt:// only")
         self.url = url
@@ -177,41 +178,12 @@ class LeanCommandPublisher:
         self._wake_r, self._wake_w = socket.socketpair()
         self._wake_r.setblocking(False)
         self._wake_w.setblocking(False)
-        self._stopping = threading.Event()
-        self._thread: threading.Thread | None = None
         self._topics: dict[str, bytes] = {}
 
     # --- the public interface (as hub.mqtt.publisher.CommandPublisher) --------------------
     def connected(self) -> bool:
         """Every connection has its CONNACK."""
         return all(c.up for c in self.conns)
-
-    def start(self) -> None:
-        if self._thread is not None:
-            return
-        self._stopping.clear()
-        self._thread = threading.Thread(target=self._run, name="mqtt-commands", daemon=True)
-        self._thread.start()
-
-    def wait_connected(self, timeout: float) -> bool:
-        deadline = time.monotonic() + timeout
-        while not self.connected():
-            if time.monotonic() > deadline:
-                return False
-            time.sleep(0.01)
-        return True
-
-    def stop(self, timeout: float = 2.0) -> None:
-        """Send what is queued (waiting at most `timeout` for the broker's PUBACKs), then
-        disconnect every connection."""
-        deadline = time.monotonic() + timeout
-        while self._thread is not None and time.monotonic() < deadline and self.pending() > 0:
-            time.sleep(0.01)
-        self._stopping.set()
-        self._wake()
-        if self._thread is not None:
-            self._thread.join(5)
-            self._thread = None
 
     def pending(self) -> int:
         """Messages not yet acknowledged by the broker (queued, waiting for the window, or in flight)."""

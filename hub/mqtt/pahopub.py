@@ -35,7 +35,6 @@ import logging
 import selectors
 import socket
 import ssl
-import threading
 import time
 import zlib
 from typing import Any
@@ -45,6 +44,7 @@ from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode, MQTTProtocolVersi
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
+from hub.mqtt.pubthread import PublisherThread
 from hub.settings import MqttUrl
 
 log = logging.getLogger(__name__)
@@ -67,13 +67,14 @@ class _Conn:
         self.delay = RECONNECT_MIN_S
 
 
-class PahoCommandPublisher:
+class PahoCommandPublisher(PublisherThread):
     """`size` paho clients for the hub's commands, one thread. `publish` never blocks."""
 
     def __init__(self, url: MqttUrl, client_id: str, *, size: int = 2, protocol: int = 5,
                  keepalive_s: int = 30, ca_file: str | None = None) -> None:
         if size < 1:
             raise ValueError("size must be at least 1")
+        super().__init__()
         self.url = url
         self.client_id = client_id
         self._v5 = protocol == 5
@@ -83,8 +84,6 @@ class PahoCommandPublisher:
         self._wake_r, self._wake_w = socket.socketpair()
         self._wake_r.setblocking(False)
         self._wake_w.setblocking(False)
-        self._stopping = threading.Event()
-        self._thread: threading.Thread | None = None
         self.published = 0  # handed to paho (counted on the publisher thread)
         self.conns = [_Conn(i, self._make_client(f"{client_id}-cmd{i}", ca_file)) for i in range(size)]
 
@@ -121,34 +120,7 @@ class PahoCommandPublisher:
         else:
             log.info("command publisher %s connected to %r", cid, self.url)
 
-    # --- lifecycle ----------------------------------------------------------------------
-    def start(self) -> None:
-        if self._thread is not None:
-            return
-        self._stopping.clear()
-        self._thread = threading.Thread(target=self._run, name="mqtt-commands", daemon=True)
-        self._thread.start()
-
-    def wait_connected(self, timeout: float) -> bool:
-        deadline = time.monotonic() + timeout
-        while not self.connected():
-            if time.monotonic() > deadline:
-                return False
-            time.sleep(0.01)
-        return True
-
-    def stop(self, timeout: float = 2.0) -> None:
-        """Send what is queued (waiting at most `timeout` for the broker's PUBACKs), then
-        disconnect every client."""
-        deadline = time.monotonic() + timeout
-        while self._thread is not None and time.monotonic() < deadline and self.pending() > 0:
-            time.sleep(0.01)
-        self._stopping.set()
-        self._wake()
-        if self._thread is not None:
-            self._thread.join(5)
-            self._thread = None
-
+    # --- lifecycle (start, wait_connected, stop: PublisherThread) ------------------------
     def pending(self) -> int:
         """Commands not yet acknowledged by the broker (queued here or in flight in paho)."""
         return len(self._queue) + sum(len(c.client._out_messages) for c in self.conns)
