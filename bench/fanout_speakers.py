@@ -35,7 +35,7 @@ from collections.abc import Sequence
 from multiprocessing.connection import Connection
 from typing import Any
 
-from bench.mqtt_load import DISCONNECT, connect_packet, publish_packet
+from bench.mqtt_load import DISCONNECT, open_connection, publish_packet
 from hub.ingest.mqttrx import _packet_at, pubacks, subscribe_packet
 
 READ_SIZE = 256 * 1024
@@ -45,18 +45,8 @@ _ACTION = re.compile(rb'"action"\s*:\s*"([^"\\]*)"')
 
 
 def _open(port: int, client_id: str, host: str = "127.0.0.1") -> socket.socket:
-    """TCP connect, CONNECT (3.1.1, clean session, no keep-alive), wait for a CONNACK accepted."""
-    sock = socket.create_connection((host, port), timeout=10)
-    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    sock.sendall(connect_packet(client_id))
-    ack = b""
-    while len(ack) < 4:
-        chunk = sock.recv(4 - len(ack))
-        if not chunk:
-            raise ConnectionError("broker closed the connection before CONNACK")
-        ack += chunk
-    if ack[0] != 0x20 or ack[3] != 0:
-        raise ConnectionError(f"CONNACK refused: {ack!r}")
+    """Connected (CONNACK accepted), blocking."""
+    sock = open_connection(host, port, client_id)
     sock.settimeout(None)
     return sock
 

@@ -160,8 +160,9 @@ def _encode_share(spec: LoadSpec, proc: int, conns: int) -> list[list[bytes]]:
     return out
 
 
-def _open(spec: LoadSpec, client_id: str) -> socket.socket:
-    sock = socket.create_connection((spec.host, spec.port), timeout=10)
+def open_connection(host: str, port: int, client_id: str) -> socket.socket:
+    """TCP connect, CONNECT (3.1.1, clean session, no keep-alive), wait for a CONNACK accepted."""
+    sock = socket.create_connection((host, port), timeout=10)
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     sock.sendall(connect_packet(client_id))
     ack = b""
@@ -172,6 +173,11 @@ def _open(spec: LoadSpec, client_id: str) -> socket.socket:
         ack += chunk
     if ack[0] != 0x20 or ack[3] != 0:
         raise ConnectionError(f"CONNACK refused: {ack!r}")
+    return sock
+
+
+def _open(spec: LoadSpec, client_id: str) -> socket.socket:
+    sock = open_connection(spec.host, spec.port, client_id)
     sock.setblocking(False)
     return sock
 
