@@ -40,3 +40,41 @@ def test_malformed_ack_is_rejected_with_a_reason(payload: bytes, reason: str) ->
     got = parse_ack(payload, "spk1")
     assert isinstance(got, Rejection)
     assert (got.kind, got.reason, got.device_id) == ("ack", reason, "spk1")
+
+
+# --- msgspec first, `json` as the reference ---------------------------------------------------
+def _parse_with_json_only(payload: bytes, device_id: str) -> object:
+    from unittest import mock
+
+    import hub.broadcasts.acks as acks
+
+    with mock.patch.object(acks, "_load", json.loads):
+        return acks.parse_ack(payload, device_id)
+
+
+def _documents() -> object:
+    from hypothesis import strategies as st
+
+    scalars = st.one_of(st.none(), st.booleans(), st.integers(min_value=-(2**70), max_value=2**70),
+                        st.floats(allow_nan=True, allow_infinity=True), st.text(max_size=12))
+    values = st.recursive(scalars, lambda inner: st.lists(inner, max_size=3)
+                          | st.dictionaries(st.text(max_size=5), inner, max_size=3), max_leaves=6)
+    acks = st.fixed_dictionaries(
+        {}, optional={"id": st.one_of(st.text(max_size=70), values), "state": st.sampled_from(
+            ["received", "done", "failed", "nope", ""]) | values, "ts": values, "reason": values})
+    encoded = st.one_of(acks, values).map(lambda d: json.dumps(d).encode())  # NaN/Infinity as json writes them
+    raw = st.binary(max_size=60) | st.sampled_from([b"\xef\xbb\xbf{\"id\":\"c\",\"state\":\"done\"}",
+                                                    b'{"id":"\\ud800","state":"done"}', b'{"id":"c","id":"d","state":"done"}',
+                                                    b'{"id":"c","state":"done","ts":1e400}', b"[" * 3000])
+    return st.one_of(encoded, raw)
+
+
+def test_msgspec_first_parses_every_ack_as_the_json_module_did() -> None:
+    from hypothesis import given, settings
+
+    @settings(max_examples=500, deadline=None)
+    @given(payload=_documents())  # type: ignore[arg-type]
+    def check(payload: bytes) -> None:
+        assert parse_ack(payload, "spk1") == _parse_with_json_only(payload, "spk1")
+
+    check()
