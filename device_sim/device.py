@@ -91,6 +91,7 @@ class SimDevice:
         self.topics = DeviceTopics(opts.root, spec.id)
         self.faults: dict[str, dict[str, Any]] = {}
         self.connected = threading.Event()
+        self.subscribed = threading.Event()  # its command subscription acknowledged (SUBACK)
         self.want_online = False
         self.seq = 0
         self.boot_mono = clock.monotonic()
@@ -129,6 +130,7 @@ class SimDevice:
         c.on_connect = self._on_connect
         c.on_disconnect = self._on_disconnect
         c.on_message = self._on_message
+        c.on_subscribe = self._on_subscribe
         c.max_queued_messages_set(1000)
         c.connect_timeout = CONNECT_TIMEOUT_S  # the TCP connect blocks the shared loop this long at most
         self.loop.attach(c)
@@ -219,10 +221,15 @@ class SimDevice:
                 self.rng.uniform(0, self.opts.heartbeat_interval_s), self._heartbeat_tick)
         self.on_online()
 
+    def _on_subscribe(self, _c: mqtt.Client, _ud: Any, _mid: int, codes: Any, _props: Any) -> None:
+        if not any(getattr(rc, "is_failure", False) for rc in codes):
+            self.subscribed.set()
+
     def _on_disconnect(self, _c: mqtt.Client, _ud: Any, _flags: Any, rc: ReasonCode,
                        _props: Any) -> None:
         was = self.connected.is_set()
         self.connected.clear()
+        self.subscribed.clear()
         if was:
             self.stats.disconnects += 1
         if self.want_online and self.powered:

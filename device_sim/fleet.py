@@ -152,10 +152,12 @@ class Fleet:
         return sum(1 for d in self.devices.values() if d.connected.is_set())
 
     def wait_connected(self, n: int | None = None, timeout: float = 30.0) -> bool:
+        """Until `n` devices (all by default) are connected and their command subscription is
+        acknowledged: a command published before that would reach no one."""
         want = len(self.devices) if n is None else n
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if self.connected_count() >= want:
+            if sum(1 for d in self.devices.values() if d.connected.is_set() and d.subscribed.is_set()) >= want:
                 return True
             time.sleep(0.02)
         return False

@@ -115,3 +115,15 @@ def test_malformed_command_is_ignored_and_counted(mosquitto: MosquittoServer) ->
         rec.send(dev, {"id": "after", "action": "set_volume", "volume": 5})
         assert wait_acks(rec, dev, 1) == [("after", "done", None)]
         assert fleet.stats.bad_commands == 1
+
+
+def test_a_command_sent_as_soon_as_the_fleet_is_connected_reaches_every_device(mosquitto: MosquittoServer) -> None:
+    """`wait_connected` returns once each device's command subscription is acknowledged, not at
+    its CONNACK: a command published in between reached no one (a flaky test on a busy machine)."""
+    devs = [f"s-cmd-ready-{i}" for i in range(20)]
+    with recording(mosquitto.port) as rec, running_fleet(mosquitto.url, [DeviceSpec(d, "speaker") for d in devs]) as fleet:
+        assert all(fleet.device(d).subscribed.is_set() for d in devs)
+        for d in devs:
+            rec.send(d, play(f"c-{d}", 3, text="小心"))
+        for d in devs:
+            assert wait_acks(rec, d, 1)[0] == (f"c-{d}", "received", None)

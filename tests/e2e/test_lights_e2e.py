@@ -64,7 +64,16 @@ class ShiftedClock:
 
 
 def tonight_at_23() -> float:
-    return sun_times(LAT, LON, datetime.now(SH).date(), SH).sunset + 5 * 3600
+    """Five hours after sunset (about 23:00 in the township), and still ahead of the real time:
+    the hub stamps its commands' `expires_at` on this shifted clock, and a lamp whose clock runs
+    on real time would refuse them as expired if it were already past (this test failed every
+    evening from that hour until midnight, Shanghai time)."""
+    today = datetime.now(SH).date()
+    for day in (today, today + timedelta(days=1)):
+        t = sun_times(LAT, LON, day, SH).sunset + 5 * 3600
+        if t > time.time() + 60:
+            return t
+    raise AssertionError("no night ahead")  # unreachable: tomorrow's is always ahead
 
 
 def test_a_command_through_the_api_ends_done_and_the_list_shows_the_lamp_lit(
