@@ -222,7 +222,7 @@ class SimDevice:
         self.on_online()
 
     def _on_subscribe(self, _c: mqtt.Client, _ud: Any, _mid: int, codes: Any, _props: Any) -> None:
-        if not any(getattr(rc, "is_failure", False) for rc in codes):
+        if codes and not getattr(codes[0], "is_failure", False):  # the first filter: its commands
             self.subscribed.set()
 
     def _on_disconnect(self, _c: mqtt.Client, _ud: Any, _flags: Any, rc: ReasonCode,
