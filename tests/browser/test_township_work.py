@@ -328,7 +328,7 @@ def test_lamps_on_the_map_answer_on_dim_off(page: Any, hub: RunningHub) -> None:
     assert FAULTY_LAMP in lamps
     login(page, hub, hub.operator_token)
     # the lamps layer is on the map, the KPI counts them
-    page.wait_for_function("() => window.echarts && echarts.getInstanceByDom(document.getElementById('map'))")
+    page.wait_for_function("() => window.echarts && echarts.getInstanceByDom(document.getElementById('map'))?.getOption()?.series")
     assert lamp_on_map(page, lamps[0])
     assert page.inner_text("#kpi-lights .val small") == f"/ {len(lights)}"
     page.wait_for_function(f"() => window.__vh.state.lights.get({json.dumps(FAULTY_LAMP)})?.fault", timeout=20000)

@@ -197,8 +197,9 @@ def test_map_draws_the_township_boundary_when_one_is_configured(static_url_with_
     try:
         page.goto(static_url_with_boundary + "/")
         page.wait_for_selector("#login-modal:not(.hidden)")  # no token yet: the page asks for one
-        page.wait_for_function("() => { const c = echarts.getInstanceByDom(document.getElementById('map'));"
-                               " return c && (c.getOption().geo || []).length > 0; }", timeout=5000)
+        # the chart exists before its first setOption: getOption() is undefined until then
+        page.wait_for_function("() => (echarts.getInstanceByDom(document.getElementById('map'))?.getOption()?.geo || []).length > 0",
+                               timeout=5000)
         assert page.evaluate("() => echarts.getInstanceByDom(document.getElementById('map')).getOption().geo[0].map") == "township"
     finally:
         page.close()
@@ -208,8 +209,9 @@ def test_without_a_boundary_the_map_places_villages_on_plain_axes(static_url: st
     page = chromium.new_page()
     try:
         page.goto(static_url + "/")
-        page.wait_for_function("() => { const c = echarts.getInstanceByDom(document.getElementById('map'));"
-                               " return c && c.getOption().series.length > 0; }", timeout=5000)
+        # the chart exists before its first setOption: getOption() is undefined until then
+        page.wait_for_function("() => (echarts.getInstanceByDom(document.getElementById('map'))?.getOption()?.series || []).length > 0",
+                               timeout=5000)
         option = page.evaluate("() => { const o = echarts.getInstanceByDom(document.getElementById('map')).getOption();"
                                " return {geo: (o.geo || []).length, system: o.series[1].coordinateSystem}; }")
         assert option == {"geo": 0, "system": "cartesian2d"}

@@ -109,6 +109,7 @@ def test_hostile_names_render_as_text_and_run_nothing(watched: Any, hub: Running
 
     # the map tooltip of the hostile village, by hovering its dot
     page.wait_for_function("n => window.__vh.state.villages.some(v => v.name === n)", arg=VILLAGE_NAME)
+    page.wait_for_function("() => echarts.getInstanceByDom(document.getElementById('map'))?.getOption()?.series?.[1]?.data?.length")
     point = page.evaluate("""([lon, lat]) => {
         const chart = window.echarts.getInstanceByDom(document.getElementById('map'));
         const [x, y] = chart.convertToPixel({ seriesIndex: 1 }, [lon, lat]);
