@@ -20,7 +20,7 @@ from typing import Any
 
 import uvicorn
 
-from hub import metrics
+from hub import metrics, threadnames
 from hub.alerts import AlertBook
 from hub.auth import TokenStore
 from hub.broadcasts.config import BroadcastConfig
@@ -359,6 +359,7 @@ async def serve_async(services: Services, *, on_ready: Callable[[Hub], None] | N
     from hub.api.app import create_app
 
     s = services.settings
+    threadnames.install()  # `top -H` and the ingest bench see mqtt-rx, tsdb-writer… instead of python3
     loop = asyncio.get_running_loop()
     services.bus.bind(loop)
     hub = await asyncio.to_thread(start_hub, services)

@@ -22,6 +22,7 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any, cast
 
+from hub import threadnames
 from hub.clock import Clock, SystemClock
 from hub.devices.handlers import Effect, HandlerResult
 from hub.devices.heartbeat import Heartbeat
@@ -194,6 +195,7 @@ def run(conn: Connection, index: int) -> None:
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     address, index = args[0], int(args[1])
+    threadnames.install()
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the hub process decides when workers stop
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     authkey = bytes.fromhex(os.environ.pop(AUTHKEY_ENV))

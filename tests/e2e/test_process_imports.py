@@ -2,7 +2,8 @@
 
 `villagehub serve` loads OpenCV and numpy (~55 MB) with the first snapshot it analyses, not at
 start; an ingest worker process never loads them, nor pydantic (FastAPI's base). Checked on the
-real processes: the shared objects mapped in /proc/PID/maps."""
+real processes: the shared objects mapped in /proc/PID/maps. Their threads carry their names in
+the OS (`hub.threadnames`), so per-thread CPU can be read from /proc/PID/task."""
 
 from __future__ import annotations
 
@@ -35,6 +36,10 @@ def loaded(pid: int, names: tuple[str, ...]) -> set[str]:
     """Which of `names` appear in the file names the process has mapped."""
     maps = Path(f"/proc/{pid}/maps").read_text()
     return {n for n in names if n in maps}
+
+
+def thread_names(pid: int) -> set[str]:
+    return {(task / "comm").read_text().strip() for task in Path(f"/proc/{pid}/task").iterdir()}
 
 
 def wait_for(check: Callable[[], bool], timeout: float, what: str) -> None:
@@ -74,6 +79,8 @@ def test_serving_hub_loads_opencv_with_the_first_snapshot_and_its_worker_never(
         assert len(workers) == 1
         assert loaded(workers[0].pid, OPENCV_NUMPY + PYDANTIC) == set()
         assert loaded(hub.proc.pid, OPENCV_NUMPY) == set()
+        assert {"ingest-fan-in-0", "tsdb-writer"} <= thread_names(hub.proc.pid)
+        assert {"mqtt-rx", "ingest-0", "ingest-0-commit", "tsdb-writer"} <= thread_names(workers[0].pid)
 
         dev.publish("vhub/v1/dev/cam-lazy/snapshot", encode(render_scene(seed=1, width=1280, height=720)), qos=1)
         wait_for(lambda: http("GET", hub.url + "/api/v1/devices/cam-lazy/thumbnail")[0] == 200, 30,
