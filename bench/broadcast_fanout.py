@@ -56,10 +56,11 @@ from fastapi import FastAPI
 from paho.mqtt.enums import CallbackAPIVersion
 
 from bench.broadcast_link import BroadcastLink
-from bench.common import BROKER_CONFIG
+from bench.common import BROKER_CONFIG, thread_cpu_s, threads_us_per_msg
 from bench.fanout_speakers import RawRoundTrip, SpeakerFleet
 from bench.mqtt_load import publish_packet
 from bench.report import _fig
+from hub import threadnames
 from hub.api import deps
 from hub.api.routes.broadcasts import router as broadcasts_router
 from hub.broadcasts import (
@@ -335,7 +336,7 @@ def _run_size(n: int, opts: Options, ids: list[str], fleet: list[SpeakerRef], br
     def hub_round(http: httpx.Client, r: int) -> dict[str, Any]:
         start = len(tap.received)
         tap.expect(start + n)
-        t0, c0 = time.monotonic(), time.process_time()
+        t0, c0, threads0 = time.monotonic(), time.process_time(), thread_cpu_s(os.getpid())
         resp = http.post("/api/v1/broadcasts", json={
             "title": f"bench {r}", "media": {"type": "tts", "text": "天干物燥，小心火烛。"},
             "targets": {"all": True}, "priority": 3})
@@ -346,10 +347,14 @@ def _run_size(n: int, opts: Options, ids: list[str], fleet: list[SpeakerRef], br
         done = wait_until(lambda: not svc.dispatch.open, 120)
         all_done = time.monotonic() - t0
         cpu = time.process_time() - c0
+        threads = thread_cpu_s(os.getpid())
+        for name, seconds in threads.items():  # this process's threads (the hub's are named)
+            hub_threads[name] = hub_threads.get(name, 0.0) + seconds - threads0.get(name, 0.0)
         arrivals, spk_cpu = collect()
         return {"acked": got, "arrived": [t - t0 for t in arrivals], "api_s": answered,
                 "done_s": all_done, "cpu": cpu, "speakers_cpu": spk_cpu, "complete": ok and done}
 
+    hub_threads: dict[str, float] = {}  # CPU seconds per thread over the counted hub rounds
     keys = ("acked", "arrived", "cpu", "speakers_cpu", "api_s", "done_s")
     runs: dict[str, dict[str, list[float]]] = {k: {x: [] for x in keys} for k in ("plain", "raw", "hub")}
     per_round: list[dict[str, float]] = []
@@ -367,6 +372,7 @@ def _run_size(n: int, opts: Options, ids: list[str], fleet: list[SpeakerRef], br
         if raw is not None:
             raw_round()
         hub_round(http, -1)
+        hub_threads.clear()
         for r in range(opts.rounds):  # alternate, so all see the same machine load
             b = plain_round()
             w = raw_round() if raw is not None else None
@@ -410,6 +416,10 @@ def _run_size(n: int, opts: Options, ids: list[str], fleet: list[SpeakerRef], br
         "plain_paho_round_trip": stats(base["acked"], n * opts.rounds),
         "plain_paho_publish_to_arrival": stats(base["arrived"], n * opts.rounds),
         "hub_cpu_us_per_speaker_median": per(hub["cpu"]),
+        # the bench process's threads in the hub rounds (the hub's by name; "hub:main" is the
+        # bench's own loop), µs per speaker averaged over the rounds
+        "hub_threads_us_per_speaker": {k: round(v / opts.rounds, 1) for k, v in
+                                       threads_us_per_msg({}, hub_threads, n).items()},
         "plain_cpu_us_per_message_median": per(base["cpu"]),
         # the instrument's own cost: CPU of the speakers' processes per command answered
         "speakers_cpu_us_per_command_hub_rounds": per(hub["speakers_cpu"]),
@@ -472,6 +482,7 @@ def main() -> None:
     ap.add_argument("--no-raw-baseline", action="store_true",
                     help="skip the raw-socket publisher baseline")
     args = ap.parse_args()
+    threadnames.install()  # every thread started from here on carries its name in /proc
     opts = Options(rounds=args.rounds, instrument=args.instrument, clients=args.clients,
                    speaker_processes=args.speaker_processes, speaker_connections=args.speaker_connections,
                    publisher=args.publisher, pool_size=args.pool_size, link_receiver=args.ack_receiver,

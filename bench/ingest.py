@@ -48,6 +48,8 @@ from bench.common import (
     run_main,
     scrape,
     servers,
+    thread_cpu_s,
+    threads_us_per_msg,
     workdir,
 )
 from bench.mqtt_load import LoadRun, LoadSpec, heartbeat_payload, run_load
@@ -140,32 +142,6 @@ def tree_cpu_s(pid: int) -> float:
                 t = p.cpu_times()
                 total += t.user + t.system
     return total
-
-
-def thread_cpu_s(pid: int) -> dict[str, float]:
-    """User + system CPU seconds per thread of a process tree, keyed "hub:<thread name>" or
-    "worker:<thread name>" (the hub names its threads in the OS: hub.threadnames); a process's
-    main thread is "<role>:main". Threads of one name are summed."""
-    out: dict[str, float] = {}
-    with contextlib.suppress(psutil.Error):
-        root = psutil.Process(pid)
-        for p in [root, *root.children(recursive=True)]:
-            role = "hub" if p.pid == pid else "worker"
-            with contextlib.suppress(psutil.Error):
-                for t in p.threads():
-                    name = "main"
-                    if t.id != p.pid:
-                        with contextlib.suppress(OSError):
-                            name = Path(f"/proc/{p.pid}/task/{t.id}/comm").read_text().strip()
-                    key = f"{role}:{name}"
-                    out[key] = out.get(key, 0.0) + t.user_time + t.system_time
-    return out
-
-
-def threads_us_per_msg(before: dict[str, float], after: dict[str, float], messages: int) -> dict[str, float]:
-    """µs of CPU per message for each thread name, largest first (threads under 0.05 µs left out)."""
-    per = {k: (v - before.get(k, 0.0)) / max(messages, 1) * 1e6 for k, v in after.items()}
-    return {k: round(v, 1) for k, v in sorted(per.items(), key=lambda kv: -kv[1]) if v >= 0.05}
 
 
 def proc_cpu_s(pid: int) -> float:

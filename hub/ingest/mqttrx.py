@@ -7,8 +7,13 @@ The ingest worker processes only *receive* heartbeats, so they use this instead:
 
 - one thread owns the socket (plain or TLS): large reads, every complete packet in the buffer
   parsed in one loop, the messages of one read handed over as one list;
-- QoS 1 acknowledgements are queued by `ack_messages()` (after the batch is durable) and
-  written by the socket thread as one `send` of many PUBACKs, in the order given;
+- QoS 1 acknowledgements (`ack_messages()`, after the batch is durable) are written as one
+  `send` of many PUBACKs, in the order given: on a plain TCP connection by the calling thread
+  itself, under a send lock (no hand-over to the socket thread: that cost a wake-up write, a
+  `select` return, a read of the wake-up and a GIL hand-off per batch); on TLS they are queued
+  and written by the socket thread, since an SSL socket may not be read and written from two
+  threads at once. A failed or timed-out direct write drops the connection (half a packet may
+  have gone out); the broker redelivers what was not acknowledged;
 - a persistent session (MQTT 5 clean start = 0 with a session expiry; 3.1.1 clean session = 0),
   subscriptions made again on every connect, keep-alive pings, reconnect with backoff;
 - acks carry the connection they belong to (`InboundMessage.session`): a message taken on a
@@ -141,6 +146,8 @@ class MqttReceiver:
         self._stopping = threading.Event()
         self._out = bytearray()  # written by the socket thread
         self._out_lock = threading.Lock()
+        self._send_lock = threading.Lock()  # one writer at a time on the socket
+        self._direct: socket.socket | None = None  # the plain connection acks are written to directly
         self._wake_r, self._wake_w = socket.socketpair()
         self._wake_r.setblocking(False)
         self._wake_w.setblocking(False)
@@ -174,8 +181,21 @@ class MqttReceiver:
         with self._out_lock:
             if session != self.session:
                 return 0  # the connection dropped meanwhile: the broker redelivers them
-            self._out += data
-        self._wake()
+            sock = self._direct
+            if sock is None:  # TLS (or stopping): the socket thread writes them
+                self._out += data
+        if sock is None:
+            self._wake()
+            return len(mids)
+        try:
+            with self._send_lock:
+                sock.sendall(data)
+        except OSError as exc:  # closed, reset or timed out: perhaps half a packet went out
+            log.debug("MQTT receiver %s: acks not written (%s); dropping the connection",
+                      self.options.client_id, exc)
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)  # the socket thread reconnects; the broker redelivers
+            return 0
         return len(mids)
 
     def _wake(self) -> None:
@@ -200,6 +220,7 @@ class MqttReceiver:
                 with self._out_lock:
                     self.session = next(_SESSIONS)  # acks still queued for the old connection are void
                     self._out.clear()
+                    self._direct = None
                 if sock is not None:
                     with contextlib.suppress(OSError):
                         sock.close()
@@ -238,6 +259,7 @@ class MqttReceiver:
         with self._out_lock:
             self.session = next(_SESSIONS)
             self._out.clear()
+            self._direct = None if o.tls else sock
         self.connected.set()
         log.info("MQTT receiver %s connected (session present: %s)", o.client_id, session_present)
         return sock, buf
@@ -252,13 +274,15 @@ class MqttReceiver:
                 out = bytes(self._out)
                 self._out.clear()
             if out:
-                sock.sendall(out)
+                with self._send_lock:
+                    sock.sendall(out)
                 last_sent = time.monotonic()
             if buf:
                 self._parse(buf, session)
             now = time.monotonic()
             if keepalive and now - last_sent >= keepalive / 2:
-                sock.sendall(b"\xc0\x00")  # PINGREQ
+                with self._send_lock:
+                    sock.sendall(b"\xc0\x00")  # PINGREQ
                 last_sent = now
             if keepalive and now - last_heard > keepalive * 1.5:
                 raise ProtocolError("no answer from the broker within 1.5 keep-alive periods")
@@ -284,8 +308,10 @@ class MqttReceiver:
         with self._out_lock:
             out = bytes(self._out) + b"\xe0\x00"
             self._out.clear()
+            self._direct = None  # acks from now on are queued (and void: the session changes)
         with contextlib.suppress(OSError, ValueError):
-            sock.sendall(out)
+            with self._send_lock:  # after a direct write still in progress, never inside one
+                sock.sendall(out)
             sock.settimeout(0.2)
             deadline = time.monotonic() + 2.0
             while time.monotonic() < deadline and sock.recv(READ_SIZE):

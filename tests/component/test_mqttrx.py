@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import queue
+import socket
 import struct
 import time
 
@@ -94,6 +95,47 @@ def test_unacknowledged_messages_are_redelivered_to_the_next_session_and_acked_o
     finally:
         pub.loop_stop()
         rx2.stop()
+
+
+class _TimingOut:
+    """A connection whose writes time out (a broker that stopped reading); the rest is real."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+
+    def sendall(self, data: bytes) -> None:
+        raise TimeoutError("timed out")
+
+    def shutdown(self, how: int) -> None:
+        self.sock.shutdown(how)
+
+
+def test_acks_are_written_by_the_acking_thread_and_a_failed_write_drops_the_connection(
+    mosquitto: MosquittoServer,
+) -> None:
+    inbox: queue.Queue[list[InboundMessage]] = queue.Queue()
+    rx = receiver(mosquitto.port, "rx-direct", 5, inbox)
+    rx.start()
+    pub = publisher(mosquitto.port)
+    try:
+        assert rx.subscribed.wait(10)
+        for i in range(10):
+            pub.publish("vhub/v1/dev/cam-1/heartbeat", str(i).encode(), qos=1)
+        got = take(inbox, 10)
+        first_session = rx.session
+        real = rx._direct
+        assert real is not None  # plain TCP: acks go straight to the socket
+        rx._direct = _TimingOut(real)  # type: ignore[assignment]
+        assert rx.ack_messages(got[:5]) == 0  # not written: nothing may count as acknowledged
+        # the connection is dropped (half a packet may have gone out) and the broker hands all
+        # ten to the next connection of the same session
+        again = take(inbox, 10)
+        assert rx.session != first_session
+        assert sorted(int(m.payload) for m in again) == list(range(10))
+        assert rx.ack_messages(again) == 10
+    finally:
+        pub.loop_stop()
+        rx.stop()
 
 
 def test_pubacks_are_packet_type_4_with_the_packet_id() -> None:
