@@ -336,7 +336,7 @@ def _run_size(n: int, opts: Options, ids: list[str], fleet: list[SpeakerRef], br
     def hub_round(http: httpx.Client, r: int) -> dict[str, Any]:
         start = len(tap.received)
         tap.expect(start + n)
-        t0, c0, threads0 = time.monotonic(), time.process_time(), thread_cpu_s(os.getpid())
+        t0, c0, threads0 = time.monotonic(), time.process_time(), thread_cpu_s(os.getpid(), descendants=False)
         resp = http.post("/api/v1/broadcasts", json={
             "title": f"bench {r}", "media": {"type": "tts", "text": "天干物燥，小心火烛。"},
             "targets": {"all": True}, "priority": 3})
@@ -347,7 +347,7 @@ def _run_size(n: int, opts: Options, ids: list[str], fleet: list[SpeakerRef], br
         done = wait_until(lambda: not svc.dispatch.open, 120)
         all_done = time.monotonic() - t0
         cpu = time.process_time() - c0
-        threads = thread_cpu_s(os.getpid())
+        threads = thread_cpu_s(os.getpid(), descendants=False)
         for name, seconds in threads.items():  # this process's threads (the hub's are named)
             hub_threads[name] = hub_threads.get(name, 0.0) + seconds - threads0.get(name, 0.0)
         arrivals, spk_cpu = collect()

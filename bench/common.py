@@ -194,14 +194,14 @@ class BenchHub:
     stop = terminate
 
 
-def thread_cpu_s(pid: int) -> dict[str, float]:
+def thread_cpu_s(pid: int, descendants: bool = True) -> dict[str, float]:
     """User + system CPU seconds per thread of a process tree, keyed "hub:<thread name>" (the
     process `pid`) or "worker:<thread name>" (its descendants); the hub names its threads in the
     OS (hub.threadnames), a process's main thread is "<role>:main". Threads of one name are summed."""
     out: dict[str, float] = {}
     with contextlib.suppress(psutil.Error):
         root = psutil.Process(pid)
-        for p in [root, *root.children(recursive=True)]:
+        for p in [root, *(root.children(recursive=True) if descendants else [])]:
             role = "hub" if p.pid == pid else "worker"
             with contextlib.suppress(psutil.Error):
                 for t in p.threads():
