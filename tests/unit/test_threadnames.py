@@ -22,6 +22,17 @@ def installed() -> Iterator[None]:
         threading.setprofile(before)
 
 
+@pytest.fixture
+def not_installed() -> Iterator[None]:
+    """No hook, whatever an earlier test in this process started (`serve_async` installs it)."""
+    before = threading.getprofile()
+    threading.setprofile(None)  # type: ignore[arg-type]
+    try:
+        yield
+    finally:
+        threading.setprofile(before)
+
+
 def run_in_thread(name: str) -> tuple[str, object]:
     """(the thread's comm as the kernel reports it, its profile function once it has run)."""
     seen: dict[str, object] = {}
@@ -44,7 +55,7 @@ def test_a_thread_started_after_install_carries_its_name_and_no_profiler(install
 
 
 @pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="thread names live in /proc (Linux)")
-def test_without_install_the_kernel_keeps_the_process_name() -> None:
+def test_without_install_the_kernel_keeps_the_process_name(not_installed: None) -> None:
     comm, _ = run_in_thread("mqtt-rx")
     assert comm != "mqtt-rx"
 
