@@ -155,7 +155,7 @@ def _run(settings: Settings, township_file: Path, time_scale: float, own_token: 
                                                      filename=township_file.name))
     from hub.problems.demo_seed import start_seeding
 
-    start_seeding(services)  # past weeks of presence, alerts, problems, broadcasts (docs/problems.md)
+    seeding = start_seeding(services)  # past weeks of presence, alerts, problems, broadcasts (docs/problems.md)
     fleet = _FleetHolder()
 
     def on_ready(hub: Hub) -> None:
@@ -167,9 +167,11 @@ def _run(settings: Settings, township_file: Path, time_scale: float, own_token: 
         stop = asyncio.Event()
 
         async def shutdown() -> None:
-            # The simulator first (its devices say `offline` and disconnect), then the hub
-            # (serve_async), then the broker (run_demo): nothing is left talking to a dead peer.
+            # The simulator first (its devices say `offline` and disconnect), the history seeding,
+            # then the hub (serve_async), then the broker (run_demo): nothing is left talking to
+            # a dead peer.
             await asyncio.to_thread(fleet.stop)
+            await asyncio.to_thread(seeding.stop)  # before the stores it writes to close
             stop.set()
 
         shutting_down: list[asyncio.Task[None]] = []
@@ -188,6 +190,7 @@ def _run(settings: Settings, township_file: Path, time_scale: float, own_token: 
         pass
     finally:
         fleet.stop()
+        seeding.stop()
 
 
 class _FleetHolder:

@@ -81,22 +81,47 @@ class Diligence:
     delivery: float
 
 
-def start_seeding(services: Services) -> threading.Thread:
-    """`seed_demo_history` in a daemon thread (the demo calls this before it serves)."""
+class SeedingStopped(Exception):
+    """The demo stopped before its history was complete (it is seeded again at the next start)."""
 
-    def run() -> None:
+
+class Seeding:
+    """`seed_demo_history` on a thread of its own (the demo starts it before it serves).
+    `stop()` makes it end at its next step and waits for it: the demo's Ctrl-C must not leave it
+    inside OpenCV (drawing the ledger's photos) while the interpreter shuts down, which aborts
+    the process ("terminate called without an active exception")."""
+
+    def __init__(self, services: Services) -> None:
+        self._stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, args=(services,), name="demo-history", daemon=True)
+
+    def start(self) -> Seeding:
+        self.thread.start()
+        return self
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self._stop.set()
+        if self.thread.is_alive() and self.thread is not threading.current_thread():
+            self.thread.join(timeout)
+
+    def _run(self, services: Services) -> None:
         try:
-            seed_demo_history(services)
+            seed_demo_history(services, stop=self._stop)
+        except SeedingStopped:
+            log.info("demo history: stopped before it was complete (seeded again at the next start)")
         except Exception:
             log.exception("demo history could not be seeded")
 
-    thread = threading.Thread(target=run, name="demo-history", daemon=True)
-    thread.start()
-    return thread
+
+def start_seeding(services: Services) -> Seeding:
+    """A started `Seeding`: stop it before the services it writes to."""
+    return Seeding(services).start()
 
 
-def seed_demo_history(services: Services, *, now: float | None = None, seed: int = 14) -> dict[str, int]:
-    """Seed once per data directory; returns what was written (empty when it was there)."""
+def seed_demo_history(services: Services, *, now: float | None = None, seed: int = 14,
+                      stop: threading.Event | None = None) -> dict[str, int]:
+    """Seed once per data directory; returns what was written (empty when it was there).
+    Raises SeedingStopped, between two steps, once `stop` is set (the marker is not written)."""
     s = services.settings
     marker = Path(s.data_dir) / MARKER
     if marker.exists():
@@ -105,12 +130,20 @@ def seed_demo_history(services: Services, *, now: float | None = None, seed: int
     alerts = AlertBook(Path(s.data_dir) / "hub.db", None,
                        village_of=lambda d: (dev.village if (dev := reg.get(d)) else None))
     try:
-        return _seed(services, alerts, marker, now, seed)
+        return _seed(services, alerts, marker, now, seed, _checker(stop))
     finally:
         alerts.close()
 
 
-def _seed(services: Services, alerts: AlertBook, marker: Path, now: float | None, seed: int) -> dict[str, int]:
+def _checker(stop: threading.Event | None) -> Any:
+    def check() -> None:
+        if stop is not None and stop.is_set():
+            raise SeedingStopped
+    return check
+
+
+def _seed(services: Services, alerts: AlertBook, marker: Path, now: float | None, seed: int,
+          check: Any) -> dict[str, int]:
     s = services.settings
     now = services.clock.now() if now is None else now
     rng = random.Random(seed)
@@ -131,6 +164,7 @@ def _seed(services: Services, alerts: AlertBook, marker: Path, now: float | None
         log.warning("demo history: time-series store not ready (%s); no presence history", exc)
     lines: list[str] = []
     for dev in services.registry.devices():
+        check()
         if not dev.village:
             continue
         tags = {"device": dev.id, "village": dev.village, "village_group": dev.group or "", "kind": dev.kind}
@@ -156,8 +190,8 @@ def _seed(services: Services, alerts: AlertBook, marker: Path, now: float | None
         except Exception as exc:
             log.warning("demo history: presence not stored (%s)", exc)
             break
-    counts["problems"] = _problems(services, rng, villages, start, now, quality)
-    counts["deliveries"] = _broadcasts(services, rng, quarters, now, quality)
+    counts["problems"] = _problems(services, rng, villages, start, now, quality, check)
+    counts["deliveries"] = _broadcasts(services, rng, quarters, now, quality, check)
     marker.write_text("seeded\n")
     log.info("demo history seeded: %s", counts)
     return counts
@@ -178,11 +212,20 @@ def _outage_alert(alerts: AlertBook, rng: random.Random, device: str, name: str,
 
 
 def _problems(services: Services, rng: random.Random, villages: list[str], start: float, now: float,
-              quality: Any) -> int:
+              quality: Any, check: Any) -> int:
+    s = services.settings
+    store = ProblemStore(s.data_dir / "problems.db", s.data_dir / "problems")
+    try:
+        return _problems_into(store, services, rng, villages, start, now, quality, check)
+    finally:
+        store.close()
+
+
+def _problems_into(store: ProblemStore, services: Services, rng: random.Random, villages: list[str], start: float,
+                   now: float, quality: Any, check: Any) -> int:
     from hub.snapshots.synthetic import Scene, scene_jpeg
 
     s = services.settings
-    store = ProblemStore(s.data_dir / "problems.db", s.data_dir / "problems")
     cameras: dict[str, list[str]] = {}
     for dev in services.registry.devices(kind="camera"):
         if dev.village:
@@ -194,6 +237,7 @@ def _problems(services: Services, rng: random.Random, villages: list[str], start
             specs.append((rng.uniform(start, now - 6 * HOUR), v))
     specs.sort()
     for created, village in specs:
+        check()
         d = quality(village, created)
         category = rng.choice(list(TITLES))
         cams = cameras.get(village, [])
@@ -222,7 +266,6 @@ def _problems(services: Services, rng: random.Random, villages: list[str], start
             state = to
             if to == "fixed":
                 _photo(store, p.id, "after", device, at, scene_jpeg("ok", seed=made + 1000, width=480, height=270))
-    store.close()
     return made
 
 
@@ -246,15 +289,23 @@ def _photo(store: ProblemStore, pid: str, stage: str, device: str | None, ts: fl
 
 
 def _broadcasts(services: Services, rng: random.Random, quarters: list[tuple[float, float]], now: float,
-                quality: Any) -> int:
+                quality: Any, check: Any) -> int:
     speakers = [d for d in services.registry.devices(kind="speaker") if d.village]
     if not speakers:
         return 0
     store = BroadcastStore(services.settings.data_dir / "broadcasts.db")
+    try:
+        return _broadcasts_into(store, services, rng, quarters, now, quality, check, speakers)
+    finally:
+        store.close()
+
+
+def _broadcasts_into(store: BroadcastStore, services: Services, rng: random.Random,
+                     quarters: list[tuple[float, float]], now: float, quality: Any, check: Any,
+                     speakers: list[Any]) -> int:
     first = quarters[0][0] + 7.5 * HOUR
     times = [t for t in (first + i * 2 * DAY for i in range(200)) if t < now - DAY]
     if not times:
-        store.close()
         return 0
     spec: dict[str, Any] = {
         "title": "早间广播（历史）", "priority": 1, "volume": 60, "repeat": 1,
@@ -269,6 +320,7 @@ def _broadcasts(services: Services, rng: random.Random, quarters: list[tuple[flo
                            created_by="值班员", next_at=times[0])
     n = 0
     for i, at in enumerate(times):
+        check()
         occ = f"{bid}-{i}"
         deliveries = []
         for spk in speakers:
@@ -281,5 +333,4 @@ def _broadcasts(services: Services, rng: random.Random, quarters: list[tuple[flo
                                 note="", deliveries=deliveries, next_at=times[i + 1] if i + 1 < len(times) else None,
                                 expected_next_at=at)
         n += len(deliveries)
-    store.close()
     return n

@@ -4,6 +4,7 @@ of problem (some overdue) and a ranking with data in this quarter and the one be
 from __future__ import annotations
 
 import contextlib
+import threading
 from collections import Counter
 from datetime import datetime
 from pathlib import Path
@@ -13,7 +14,7 @@ import pytest
 
 from hub.bootstrap import build_services
 from hub.clock import ManualClock
-from hub.problems.demo_seed import seed_demo_history
+from hub.problems.demo_seed import MARKER, Seeding, SeedingStopped, seed_demo_history
 from hub.problems.model import Filters
 from hub.settings import load_settings
 
@@ -56,6 +57,29 @@ def test_demo_history_makes_the_ledger_and_the_ranking_meaningful(tmp_path: Path
             assert item["previous_rank"] is not None
         assert len({i["score"] for i in ranking["items"]}) > 1
         assert {i["trend"] for i in ranking["items"]} & {"up", "down"}
+    finally:
+        for closing in (services.registry.close, services.alerts.close, services.tokens.close, services.store.close):
+            with contextlib.suppress(Exception):
+                closing()
+
+
+def test_a_stopped_seeding_ends_at_its_next_step_writes_no_marker_and_seeds_next_time(tmp_path: Path) -> None:
+    now = datetime(2026, 12, 2, 10, 0, tzinfo=SH).timestamp()
+    services = build_services(load_settings(data_dir=tmp_path, influx_url=None), ManualClock(now))
+    try:
+        services.registry.import_township(township())
+        stop = threading.Event()
+        stop.set()
+        with pytest.raises(SeedingStopped):
+            seed_demo_history(services, stop=stop)
+        assert not (tmp_path / MARKER).exists()
+        # the demo's handle: stopped, its thread has ended (never left running into shutdown)
+        seeding = Seeding(services).start()
+        seeding.stop(timeout=10)
+        assert not seeding.thread.is_alive()
+        assert not (tmp_path / MARKER).exists()
+        assert seed_demo_history(services)["problems"] >= 20  # the next start seeds it
+        assert (tmp_path / MARKER).exists()
     finally:
         for closing in (services.registry.close, services.alerts.close, services.tokens.close, services.store.close):
             with contextlib.suppress(Exception):
