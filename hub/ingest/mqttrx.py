@@ -50,6 +50,8 @@ READ_SIZE = 256 * 1024
 RECONNECT_MIN_S = 1.0
 RECONNECT_MAX_S = 30.0
 _TOPIC_CACHE_MAX = 200_000
+STAMP_STEP_S = 1e-6  # receive times of consecutive messages differ by at least this
+STAMP_CATCH_UP_S = 1.0
 _SESSIONS = itertools.count(1)  # connection numbers, unique in the process (across receivers)
 
 
@@ -153,6 +155,7 @@ class MqttReceiver:
         self._wake_w.setblocking(False)
         self._thread = threading.Thread(target=self._run, name="mqtt-rx", daemon=True)
         self._topics: dict[str, DeviceTopic | None] = {}
+        self._next_stamp = 0.0  # the earliest receive time the next message may have
         self._received: dict[str, object] = {}
 
     # --- lifecycle -----------------------------------------------------------------------------
@@ -321,7 +324,16 @@ class MqttReceiver:
         """Every complete packet in `buf` (consumed); PUBLISH → one list to `on_messages`."""
         messages: list[InboundMessage] = []
         bad_acks: list[int] = []
+        # One clock read per network read, but never one time for two messages: a heartbeat
+        # without `ts` is stored at its receive time, and two points of one device at the same
+        # time are one point in InfluxDB (the later overwrites the earlier). So each message of
+        # the read is 1 µs (the stored precision) after the one before, and after the last one
+        # of the previous read (a burst can run ahead of the clock by 1 µs per message; the
+        # clock catches up as soon as the burst ends). A clock stepped back by more than
+        # STAMP_CATCH_UP_S is followed, not outrun.
         now = self.now()
+        if now < self._next_stamp < now + STAMP_CATCH_UP_S:
+            now = self._next_stamp
         v5 = self.v5
         accepting = self.accepting.is_set()
         pos, n = 0, len(buf)
@@ -364,8 +376,8 @@ class MqttReceiver:
                             bad_acks.append(mid)
                     else:
                         messages.append(InboundMessage(topic, dt.device_id, dt.channel,  # type: ignore[union-attr]
-                                                       bytes(buf[j:end]), qos, bool(header & 1), mid, now,
-                                                       _NO_PROPERTIES, session))
+                                                       bytes(buf[j:end]), qos, bool(header & 1), mid,
+                                                       now + len(messages) * STAMP_STEP_S, _NO_PROPERTIES, session))
             elif kind == 9:  # SUBACK
                 codes = self._suback_codes(buf, i, end) if v5 else bytes(buf[i + 2 : end])
                 refused = [c for c in codes if c >= 0x80]
@@ -379,6 +391,7 @@ class MqttReceiver:
             # PINGRESP (13) and anything else: nothing to do
             pos = end
         del buf[:pos]
+        self._next_stamp = now + len(messages) * STAMP_STEP_S
         if bad_acks:
             with self._out_lock:
                 self._out += pubacks(bad_acks)

@@ -156,3 +156,31 @@ def test_packets_split_across_reads_are_parsed_once_complete() -> None:
     assert [(m.device_id, m.mid, m.qos, m.payload) for m in got] == [("cam-9", 77, 1, payload)]
     assert buf == bytearray()
     rx.stop()
+
+
+def publish(topic: bytes, payload: bytes, mid: int) -> bytes:
+    """One MQTT 5 QoS 1 PUBLISH packet (remaining length < 128 bytes)."""
+    body = struct.pack(">H", len(topic)) + topic + struct.pack(">H", mid) + b"\x00" + payload
+    assert len(body) < 128
+    return bytes([0x32, len(body)]) + body
+
+
+def test_messages_never_share_a_receive_time_even_in_one_read_or_on_a_still_clock() -> None:
+    """A heartbeat without `ts` is stored at its receive time; two of one device at the same
+    time would be one point in InfluxDB. So every message gets its own time, µs apart, in order."""
+    got: list[InboundMessage] = []
+    clock = [1_796_000_000.25]
+    rx = MqttReceiver(RxOptions("127.0.0.1", 1, "x", 5), Topics("vhub/v1"), [], got.extend, now=lambda: clock[0])
+    topic = b"vhub/v1/dev/cam-9/heartbeat"
+    rx._parse(bytearray(b"".join(publish(topic, b'{"kind":"camera"}', m) for m in (1, 2, 3))), rx.session)
+    rx._parse(bytearray(publish(topic, b'{"kind":"camera"}', 4)), rx.session)  # the clock has not moved
+    stored_us = [round(m.received_at * 1_000_000) for m in got]  # the precision points are stored at
+    assert stored_us == sorted(set(stored_us)) and len(stored_us) == 4
+    assert got[0].received_at == clock[0] and got[-1].received_at - clock[0] < 1e-5
+    clock[0] += 5.0  # once the clock is ahead again, it is used as it is
+    rx._parse(bytearray(publish(topic, b'{"kind":"camera"}', 5)), rx.session)
+    assert got[-1].received_at == clock[0]
+    clock[0] -= 3600.0  # a clock stepped back an hour is followed, not outrun
+    rx._parse(bytearray(publish(topic, b'{"kind":"camera"}', 6)), rx.session)
+    assert got[-1].received_at == clock[0]
+    rx.stop()
