@@ -88,6 +88,18 @@ def _varint(n: int) -> bytes:
             return bytes(out)
 
 
+def _varint_at(buf: bytes | bytearray, i: int) -> tuple[int, int]:
+    """The variable byte integer at `i` → (its value, the index after it)."""
+    value, shift = 0, 0
+    while True:
+        b = buf[i]
+        value |= (b & 0x7F) << shift
+        i += 1
+        if b < 0x80:
+            return value, i
+        shift += 7
+
+
 def _utf8(s: str) -> bytes:
     b = s.encode("utf-8")
     return struct.pack(">H", len(b)) + b
@@ -353,7 +365,7 @@ class MqttReceiver:
                 if qos:
                     mid = (buf[j] << 8) | buf[j + 1]
                     j += 2
-                if v5:  # properties: skip them
+                if v5:  # properties: skip them (`_varint_at` inlined: once per message)
                     plen, shift = 0, 0
                     while True:
                         b = buf[j]
@@ -408,15 +420,7 @@ class MqttReceiver:
 
     @staticmethod
     def _suback_codes(buf: bytearray, i: int, end: int) -> bytes:
-        j = i + 2
-        plen, shift = 0, 0
-        while True:
-            b = buf[j]
-            plen |= (b & 0x7F) << shift
-            j += 1
-            if b < 0x80:
-                break
-            shift += 7
+        plen, j = _varint_at(buf, i + 2)
         return bytes(buf[j + plen : end])
 
 

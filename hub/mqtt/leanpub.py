@@ -33,7 +33,7 @@ import time
 import zlib
 from dataclasses import dataclass, field
 
-from hub.ingest.mqttrx import _packet_at, _utf8, _varint
+from hub.ingest.mqttrx import _packet_at, _utf8, _varint, _varint_at
 from hub.mqtt.pubthread import PublisherThread
 from hub.settings import MqttUrl
 
@@ -92,14 +92,7 @@ _STRING_PROPS = {0x03, 0x08, 0x09, 0x12, 0x15, 0x16, 0x1A, 0x1C, 0x1F}  # UTF-8 
 
 def parse_properties(buf: bytes | bytearray, i: int, end: int) -> tuple[dict[int, int], int]:
     """MQTT 5 properties at `i` → (the integer ones by id, the index after them)."""
-    plen, shift = 0, 0
-    while True:
-        b = buf[i]
-        plen |= (b & 0x7F) << shift
-        i += 1
-        if b < 0x80:
-            break
-        shift += 7
+    plen, i = _varint_at(buf, i)
     stop = min(i + plen, end)
     out: dict[int, int] = {}
     while i < stop:
@@ -115,15 +108,7 @@ def parse_properties(buf: bytes | bytearray, i: int, end: int) -> tuple[dict[int
             out[pid] = int.from_bytes(buf[i:i + 4], "big")
             i += 4
         elif pid == 0x0B:  # variable byte integer
-            v, s = 0, 0
-            while True:
-                b = buf[i]
-                v |= (b & 0x7F) << s
-                i += 1
-                if b < 0x80:
-                    break
-                s += 7
-            out[pid] = v
+            out[pid], i = _varint_at(buf, i)
         elif pid in _STRING_PROPS:
             i += 2 + ((buf[i] << 8) | buf[i + 1])
         elif pid == 0x26:  # string pair
@@ -174,10 +159,6 @@ class LeanCommandPublisher(PublisherThread):
         self.conns = [_Conn(i, f"{client_id}-cmd{i}", keepalive=keepalive_s) for i in range(size)]
         self.published = 0  # messages written for the first time (the publisher thread counts)
         self._queue: collections.deque[Item] = collections.deque()
-        self._signalled = False
-        self._wake_r, self._wake_w = socket.socketpair()
-        self._wake_r.setblocking(False)
-        self._wake_w.setblocking(False)
         self._topics: dict[str, bytes] = {}
 
     # --- the public interface (as hub.mqtt.publisher.CommandPublisher) --------------------
@@ -199,11 +180,6 @@ class LeanCommandPublisher(PublisherThread):
         self._queue.append((topic, payload, qos, retain, properties))
         if not self._signalled:
             self._wake()
-
-    def _wake(self) -> None:
-        self._signalled = True
-        with contextlib.suppress(BlockingIOError, OSError):
-            self._wake_w.send(b"\0")
 
     # --- the publisher thread -------------------------------------------------------------
     def _run(self) -> None:
@@ -229,9 +205,7 @@ class LeanCommandPublisher(PublisherThread):
                 for key, events in sel.select(max(0.0, timeout)):
                     conn = key.data
                     if conn is None:
-                        with contextlib.suppress(BlockingIOError, OSError):
-                            while self._wake_r.recv(4096):
-                                pass
+                        self._take_wakeups()
                         continue
                     if events & selectors.EVENT_READ and conn.sock is not None:
                         self._read(sel, conn)

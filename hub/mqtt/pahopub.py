@@ -33,7 +33,6 @@ import collections
 import contextlib
 import logging
 import selectors
-import socket
 import ssl
 import time
 import zlib
@@ -80,10 +79,6 @@ class PahoCommandPublisher(PublisherThread):
         self._v5 = protocol == 5
         self._keepalive = keepalive_s
         self._queue: collections.deque[_Item] = collections.deque()
-        self._signalled = False
-        self._wake_r, self._wake_w = socket.socketpair()
-        self._wake_r.setblocking(False)
-        self._wake_w.setblocking(False)
         self.published = 0  # handed to paho (counted on the publisher thread)
         self.conns = [_Conn(i, self._make_client(f"{client_id}-cmd{i}", ca_file)) for i in range(size)]
 
@@ -134,11 +129,6 @@ class PahoCommandPublisher(PublisherThread):
         if not self._signalled:
             self._wake()
 
-    def _wake(self) -> None:
-        self._signalled = True
-        with contextlib.suppress(BlockingIOError, OSError):
-            self._wake_w.send(b"\0")
-
     def _hand_over(self) -> None:
         """Give every queued message to its paho client (publisher thread only)."""
         self._signalled = False  # before draining: a message queued after this wakes us again
@@ -179,9 +169,7 @@ class PahoCommandPublisher(PublisherThread):
                 for key, events in sel.select(max(0.0, min(timeout, MISC_EVERY_S))):
                     conn = key.data
                     if conn is None:
-                        with contextlib.suppress(BlockingIOError, OSError):
-                            while self._wake_r.recv(4096):
-                                pass
+                        self._take_wakeups()
                     elif events & selectors.EVENT_READ and conn.sock is not None:
                         self._read(sel, conn)
                 self._signalled = False  # before draining: a message queued after this wakes us

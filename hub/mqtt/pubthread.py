@@ -1,19 +1,28 @@
 """The lifecycle both command publishers share: one thread that owns every connection, started
-once, drained on stop (`hub.mqtt.leanpub`, `hub.mqtt.pahopub`)."""
+once, drained on stop, woken through a socket pair when messages are queued
+(`hub.mqtt.leanpub`, `hub.mqtt.pahopub`)."""
 
 from __future__ import annotations
 
+import contextlib
+import socket
 import threading
 import time
 
 
 class PublisherThread:
     """`start` / `wait_connected` / `stop` around a subclass's `_run` loop, which returns once
-    `_stopping` is set; `connected`, `pending` and `_wake` are the subclass's."""
+    `_stopping` is set; `connected` and `pending` are the subclass's. The loop selects on
+    `_wake_r` too, calls `_take_wakeups` when it is readable, and clears `_signalled` before it
+    drains its queue (a message queued after that wakes it again)."""
 
     def __init__(self) -> None:
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
+        self._signalled = False  # a wake-up byte is on its way: queueing more needs no other
+        self._wake_r, self._wake_w = socket.socketpair()
+        self._wake_r.setblocking(False)
+        self._wake_w.setblocking(False)
 
     def connected(self) -> bool:
         raise NotImplementedError
@@ -23,7 +32,14 @@ class PublisherThread:
         raise NotImplementedError
 
     def _wake(self) -> None:
-        raise NotImplementedError
+        self._signalled = True
+        with contextlib.suppress(BlockingIOError, OSError):
+            self._wake_w.send(b"\0")
+
+    def _take_wakeups(self) -> None:
+        with contextlib.suppress(BlockingIOError, OSError):
+            while self._wake_r.recv(4096):
+                pass
 
     def _run(self) -> None:
         raise NotImplementedError
