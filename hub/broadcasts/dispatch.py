@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -29,8 +30,11 @@ PLAYING_TIMEOUT_S = 4 * 3600.0  # a play still `playing` this long after it was 
 
 
 def new_command_id() -> str:
-    """128 random bits as 32 hex characters (PROTOCOL §6 allows up to 64)."""
-    return os.urandom(16).hex()
+    """32 hex characters (PROTOCOL §6 allows up to 64): the time in microseconds (56 bits), then
+    72 random bits. Ids made later sort after earlier ones, so a fan-out's deliveries are
+    appended to the end of the database's command-id index instead of scattered through it
+    (INSERTs of 10,000 deliveries ~25 % cheaper; see docs/benchmarks.md, "Fan-out, sixth step")."""
+    return f"{time.time_ns() // 1000 & 0xFFFFFFFFFFFFFF:014x}{os.urandom(9).hex()}"
 
 
 @dataclass(slots=True)
@@ -79,6 +83,10 @@ class Dispatcher:
         self.stop_ids: dict[str, float] = {}
         self.changes: list[Change] = []
         self.sent_count = 0
+        # plays and resends since the last drain(): counted into the metric once per batch
+        # (a Counter.inc takes its lock: ~5 µs per play in a 10,000-speaker fan-out)
+        self._plays = 0
+        self._resends = 0
 
     # --- bookkeeping ------------------------------------------------------------
     def _rt(self, device_id: str) -> SpeakerRuntime:
@@ -108,6 +116,12 @@ class Dispatcher:
         return True
 
     def drain(self) -> list[Change]:
+        if self._plays:
+            _PLAYED.inc(self._plays)
+            self._plays = 0
+        if self._resends:
+            _RESENT.inc(self._resends)
+            self._resends = 0
         out, self.changes = self.changes, []
         return out
 
@@ -154,7 +168,10 @@ class Dispatcher:
         payload = (head + self._play_tail(d)).encode()
         self._publish(self.topics.cmd(d.device_id), payload, 1, False, None)
         self.sent_count += 1
-        (_RESENT if d.send_count else _PLAYED).inc()
+        if d.send_count:
+            self._resends += 1
+        else:
+            self._plays += 1
         d.sent_at = now
         d.send_count += 1
         if d.state in ("pending", "offline"):

@@ -78,10 +78,13 @@ class Outcomes:
                        "state": c.to}, c.ts)
                 for c in moved
             ])
+        final: Counter[str] = Counter()
         for c in moved:
             self._alert(c)
             if c.to in TERMINAL_STATES:
-                _FINAL[c.to].inc()
+                final[c.to] += 1
+        for state, n in final.items():  # one inc per state and batch: each takes a lock
+            _FINAL[state].inc(n)
         by_occ: dict[str, list[Change]] = {}
         for c in changes:
             by_occ.setdefault(c.delivery.occurrence_id, []).append(c)
@@ -116,7 +119,14 @@ _STATE_ZH = {"failed": "播放失败", "rejected": "被拒绝", "preempted": "�
 class Recorder:
     """The dispatcher's changes, recorded in batches: device input waits at most
     `interval_s` (or FLUSH_BATCH changes); ticks, operator actions and reads flush first,
-    so nothing read through the service is ever stale. The caller holds the service lock."""
+    so nothing read through the service is ever stale. The caller holds the service lock.
+
+    A play's `sent` step made by a tick is held back until the delivery's next change (the
+    speaker's `received` ack, usually milliseconds later) and recorded with it, or at the
+    next tick if none came: one database write per speaker instead of two in a fan-out. Until
+    then its row still says `pending`; a hub stopped in between (a crash: `stop()` flushes)
+    serves it again after the restart with the same command id, which a speaker acks again
+    without playing it twice (PROTOCOL §6)."""
 
     def __init__(self, dispatch: Dispatcher, outcomes: Outcomes, clock: Clock, interval_s: float) -> None:
         self.dispatch = dispatch
@@ -124,12 +134,42 @@ class Recorder:
         self.clock = clock
         self.interval_s = interval_s
         self._last = clock.monotonic()
+        self._held: dict[str, Change] = {}  # command id → its `sent` step, not recorded yet
+
+    @property
+    def held(self) -> int:
+        return len(self._held)
 
     def flush(self) -> None:
+        """Everything, the held `sent` steps included."""
         self._last = self.clock.monotonic()
-        self.outcomes.record(self.dispatch.drain())
+        held, self._held = list(self._held.values()), {}
+        self.outcomes.record(held + self.dispatch.drain())
+
+    def flush_tick(self) -> None:
+        """The tick's flush: the steps held by the previous tick are recorded now; this tick's
+        plays are held when the `sent` step is their delivery's only change in the batch."""
+        self._last = self.clock.monotonic()
+        due, self._held = list(self._held.values()), {}
+        changes = self.dispatch.drain()
+        per_delivery = Counter(c.delivery.command_id for c in changes)
+        rest: list[Change] = []
+        for c in changes:
+            cid = c.delivery.command_id
+            if c.new == "sent" and c.old in ("pending", "offline") and per_delivery[cid] == 1:
+                self._held[cid] = c
+            else:
+                rest.append(c)
+        self.outcomes.record(due + rest)
 
     def flush_soon(self) -> None:
         if (len(self.dispatch.changes) >= FLUSH_BATCH
                 or self.clock.monotonic() - self._last >= self.interval_s):
-            self.flush()
+            self._last = self.clock.monotonic()
+            changes = self.dispatch.drain()
+            held = self._held
+            if held:  # a held step goes first, with the change that followed it
+                pulled = [h for h in (held.pop(c.delivery.command_id, None) for c in changes)
+                          if h is not None]
+                changes = pulled + changes
+            self.outcomes.record(changes)

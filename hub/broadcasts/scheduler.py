@@ -125,7 +125,7 @@ class Scheduler:
             for d in self.dispatch.due_pending(now):
                 self.dispatch.serve(d, now)
             self.dispatch.check_timeouts(now)
-            self.recorder.flush()
+            self.recorder.flush_tick()
 
     def _quiet(self, village: str) -> QuietHours:
         return self._village_qh.get(village, self.config.quiet_hours)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -12,6 +13,7 @@ import pytest
 
 from hub import metrics
 from hub.broadcasts import BroadcastConfig, BroadcastService, BroadcastSpec, SpeakerRef, Targets
+from hub.broadcasts.dispatch import new_command_id
 from hub.broadcasts.model import NullAlerts
 from hub.clock import ManualClock
 from hub.messages import Point
@@ -168,6 +170,38 @@ def test_play_without_received_ack_is_resent_with_the_same_id(rig: Rig) -> None:
     rig.clock.advance(rig.cfg.ack_timeout_s * 3)
     rig.svc.tick()
     assert len(rig.plays("s3")) == 2
+
+
+def test_command_ids_are_unique_hex_and_later_ones_sort_after_earlier_ones() -> None:
+    first = [new_command_id() for _ in range(1000)]
+    time.sleep(0.002)
+    later = [new_command_id() for _ in range(1000)]
+    ids = first + later
+    assert len(set(ids)) == len(ids)
+    assert all(len(i) == 32 and int(i, 16) >= 0 for i in ids)  # PROTOCOL §6: ≤ 64 characters
+    assert max(first) < min(later)
+
+
+def test_plays_resends_and_final_states_are_counted_in_the_metrics(rig: Rig) -> None:
+    def count(name: str, label: str, value: str) -> float:
+        return metrics.REGISTRY.get_sample_value(name, {label: value}) or 0.0
+
+    def counts() -> tuple[float, float, float]:
+        return (count("vh_broadcast_commands_total", "action", "play"),
+                count("vh_broadcast_commands_total", "action", "resend"),
+                count("vh_broadcast_deliveries_total", "state", "done"))
+
+    before = counts()
+    rig.svc.create(spec(villages=("v01", "v02")), "op")
+    rig.svc.tick()
+    assert counts() == (before[0] + 3, before[1], before[2])
+    rig.clock.advance(rig.cfg.ack_timeout_s)
+    rig.svc.tick()
+    assert counts() == (before[0] + 3, before[1] + 3, before[2])
+    for device in ("s1", "s2"):
+        rig.ack(device, rig.plays(device)[0]["id"], "received", "done")
+    rig.svc.flush()
+    assert counts() == (before[0] + 3, before[1] + 3, before[2] + 2)
 
 
 def test_redelivered_acks_do_not_move_a_finished_delivery(rig: Rig) -> None:
@@ -379,3 +413,53 @@ def test_summary_counts_each_step_when_several_changes_of_one_delivery_are_recor
     counts = outcomes.counts("o1")
     assert {k: v for k, v in counts.items() if v} == {"received": 1}
     assert [p.fields["state"] for p in points] == ["sent", "received"]
+
+
+def stored_states(rig: Rig) -> dict[str, str]:
+    """The deliveries as the database has them, not flushed first (what a restart would find)."""
+    return {d.device_id: d.state for d in rig.svc.store.open_deliveries()}
+
+
+def test_a_plays_sent_step_is_written_with_the_speakers_received_ack_in_one_update(rig: Rig) -> None:
+    rig.svc.create(spec(villages=("v02",)), "op")
+    rig.svc.tick()
+    assert stored_states(rig) == {"s3": "pending"}  # held: the ack usually follows at once
+    updates: list[str] = []
+    rig.svc.store._db.set_trace_callback(
+        lambda sql: updates.append(sql) if sql.startswith("UPDATE deliveries") else None)
+    rig.ack("s3", rig.plays("s3")[0]["id"], "received")
+    assert stored_states(rig) == {"s3": "received"} and len(updates) == 1
+    assert [p.fields["state"] for p in rig.points if p.measurement == "delivery"] == ["sent", "received"]
+
+
+def test_a_held_sent_step_is_written_at_the_next_tick_when_no_ack_came(rig: Rig) -> None:
+    rig.svc.create(spec(villages=("v02",)), "op")
+    rig.svc.tick()
+    assert stored_states(rig) == {"s3": "pending"} and rig.points == []
+    rig.clock.advance(rig.cfg.tick_s)
+    rig.svc.tick()
+    assert stored_states(rig) == {"s3": "sent"}
+    assert [p.fields["state"] for p in rig.points if p.measurement == "delivery"] == ["sent"]
+
+
+def test_reads_and_a_clean_stop_write_the_held_sent_steps(rig: Rig) -> None:
+    bid = rig.svc.create(spec(villages=("v02",)), "op")
+    rig.svc.tick()
+    assert rig.states(bid) == {"s3": "sent"} and stored_states(rig) == {"s3": "sent"}
+    rig.svc.create(spec(villages=("v01",)), "op")
+    rig.svc.tick()
+    rig.svc.stop()
+    rig.svc = rig.build()
+    assert stored_states(rig) == {"s1": "sent", "s2": "sent", "s3": "sent"}
+
+
+def test_a_play_held_when_the_hub_died_is_sent_again_with_the_same_id_after_the_restart(
+        rig: Rig) -> None:
+    bid = rig.svc.create(spec(villages=("v02",)), "op")
+    rig.svc.tick()
+    first = rig.plays("s3")[0]["id"]
+    rig.svc = rig.build()  # no stop(): the process died before the next tick
+    rig.svc.start(thread=False)
+    assert [p["id"] for p in rig.plays("s3")] == [first, first]  # the speaker acts once per id
+    rig.ack("s3", first, "received", "done")
+    assert rig.states(bid) == {"s3": "done"}
