@@ -33,7 +33,7 @@ import time
 import zlib
 from dataclasses import dataclass, field
 
-from hub.ingest.mqttrx import _packet_at, _utf8, _varint, _varint_at
+from hub.ingest.mqttrx import COALESCE_S, SMALL_READ, _packet_at, _utf8, _varint, _varint_at
 from hub.mqtt.pubthread import PublisherThread
 from hub.settings import MqttUrl
 
@@ -202,15 +202,19 @@ class LeanCommandPublisher(PublisherThread):
                     if conn.out and conn.sock is not None:
                         self._write(sel, conn)
                     self._interest(sel, conn)
+                small = False
                 for key, events in sel.select(max(0.0, timeout)):
                     conn = key.data
                     if conn is None:
                         self._take_wakeups()
                         continue
                     if events & selectors.EVENT_READ and conn.sock is not None:
-                        self._read(sel, conn)
+                        small = 0 < self._read(sel, conn) < SMALL_READ or small
                     if events & selectors.EVENT_WRITE and conn.sock is not None and conn.out:
                         self._write(sel, conn)
+                if small and not self._queue:
+                    # a trickle of PUBACKs: take them in fewer, larger reads (as the receiver)
+                    time.sleep(COALESCE_S)
         except Exception:
             log.exception("command publisher thread failed")
         finally:
@@ -345,18 +349,19 @@ class LeanCommandPublisher(PublisherThread):
                                      username=u.username, password=u.password)
         sel.register(sock, selectors.EVENT_READ | selectors.EVENT_WRITE, conn)
 
-    def _read(self, sel: selectors.BaseSelector, conn: _Conn) -> None:
+    def _read(self, sel: selectors.BaseSelector, conn: _Conn) -> int:
+        """Reads and handles what the broker sent; returns how many bytes (0: none or lost)."""
         assert conn.sock is not None
         try:
             data = conn.sock.recv(READ_SIZE)
         except (BlockingIOError, InterruptedError):
-            return
+            return 0
         except OSError as exc:
             self._lost(sel, conn, f"read failed: {exc}")
-            return
+            return 0
         if not data:
             self._lost(sel, conn, "connection closed by the broker")
-            return
+            return 0
         conn.last_heard = time.monotonic()
         buf = conn.buf
         buf += data
@@ -364,6 +369,7 @@ class LeanCommandPublisher(PublisherThread):
             self._parse(conn, buf)
         except (ValueError, IndexError) as exc:
             self._lost(sel, conn, f"protocol error: {exc}")
+        return len(data)
 
     def _parse(self, conn: _Conn, buf: bytearray) -> None:
         inflight, v5 = conn.inflight, self.v5
