@@ -60,7 +60,7 @@ from bench.common import BROKER_CONFIG, thread_cpu_s, threads_us_per_msg
 from bench.fanout_speakers import RawRoundTrip, SpeakerFleet
 from bench.mqtt_load import publish_packet
 from bench.report import _fig
-from hub import threadnames
+from hub import gcpolicy, threadnames
 from hub.api import deps
 from hub.api.routes.broadcasts import router as broadcasts_router
 from hub.broadcasts import (
@@ -300,6 +300,7 @@ def _run_size(n: int, opts: Options, ids: list[str], fleet: list[SpeakerRef], br
         deps.get_broadcasts: lambda: svc, deps.get_media_url_allow: lambda: (),
         deps.require_viewer: admin, deps.require_operator: admin, deps.require_admin: admin})
     server, http_port = serve(app)
+    gcpolicy.settle()  # as `villagehub serve` does once it serves
     # Baseline: a plain paho client publishing n QoS 1 messages of the play's size, and
     # receiving the speakers' first ack of each.
     plain_acks: list[float] = []

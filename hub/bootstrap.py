@@ -20,7 +20,7 @@ from typing import Any
 
 import uvicorn
 
-from hub import metrics, threadnames
+from hub import gcpolicy, metrics, threadnames
 from hub.alerts import AlertBook
 from hub.auth import TokenStore
 from hub.broadcasts.config import BroadcastConfig
@@ -355,7 +355,11 @@ class _Server(uvicorn.Server):
 
 
 async def serve_async(services: Services, *, on_ready: Callable[[Hub], None] | None = None,
-                      stop: asyncio.Event | None = None, install_signals: bool = True) -> None:
+                      stop: asyncio.Event | None = None, install_signals: bool = True,
+                      settle_gc: bool = False) -> None:
+    """With `settle_gc` (a process of its own: `villagehub serve`, the demo), the garbage
+    collector is settled once the hub serves (`hub.gcpolicy`); tests running a hub inside
+    their own process leave it as it is."""
     from hub.api.app import create_app
 
     s = services.settings
@@ -384,6 +388,8 @@ async def serve_async(services: Services, *, on_ready: Callable[[Hub], None] | N
         serve_task.result()
         raise RuntimeError(f"the HTTP server could not start on {s.http.host}:{s.http.port}")
     fleet_counts(services)
+    if settle_gc:
+        gcpolicy.settle()
     log.info("VillageHub listening on http://%s:%d (store: %s, broker: %r)",
              s.http.host, s.http.port, services.store.name, s.mqtt.url)
     if on_ready:
@@ -403,7 +409,7 @@ async def serve_async(services: Services, *, on_ready: Callable[[Hub], None] | N
 
 def run_hub(settings: Settings) -> None:
     """`villagehub serve` (the CLI has configured logging)."""
-    asyncio.run(serve_async(build_services(settings)))
+    asyncio.run(serve_async(build_services(settings), settle_gc=True))
 
 
 __all__ = ["Hub", "build_services", "build_store", "configure_logging", "fleet_counts", "point_sink",

@@ -182,7 +182,8 @@ def _run(settings: Settings, township_file: Path, time_scale: float, own_token: 
 
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, on_signal)
-        await serve_async(services, on_ready=on_ready, stop=stop, install_signals=False)
+        await serve_async(services, on_ready=on_ready, stop=stop, install_signals=False,
+                          settle_gc=True)
 
     try:
         asyncio.run(main())

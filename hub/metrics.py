@@ -16,9 +16,16 @@ A snapshot replaced in its camera's slot by a newer one is rejected with reason 
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, GCCollector, Histogram
+
+from hub import gcpolicy
 
 REGISTRY = CollectorRegistry(auto_describe=True)
+GCCollector(registry=REGISTRY)  # python_gc_collections_total{generation}: the collector's pauses
+gc_frozen = Gauge("vh_gc_frozen_objects",
+                  "Objects taken out of the garbage collector's walks once the process serves (hub.gcpolicy)",
+                  registry=REGISTRY)
+gc_frozen.set_function(gcpolicy.frozen_objects)
 
 messages_received = Counter(
     "vh_messages_received", "MQTT messages received from devices", ["kind"], registry=REGISTRY

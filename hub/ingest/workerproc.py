@@ -22,7 +22,7 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any, cast
 
-from hub import threadnames
+from hub import gcpolicy, threadnames
 from hub.clock import Clock, SystemClock
 from hub.devices.handlers import Effect, HandlerResult
 from hub.devices.heartbeat import Heartbeat
@@ -175,6 +175,7 @@ def run(conn: Connection, index: int) -> None:
     first = conn.recv()  # the device tags come before any heartbeat is taken
     if first[0] == "tags":
         registry.replace(first[1])
+    gcpolicy.settle()  # wired: what exists now lives as long as the worker
     writer.start()
     worker.start()
     receiver.start()

@@ -81,6 +81,10 @@ def test_serving_hub_loads_opencv_with_the_first_snapshot_and_its_worker_never(
         assert loaded(hub.proc.pid, OPENCV_NUMPY) == set()
         assert {"ingest-fan-in-0", "tsdb-writer"} <= thread_names(hub.proc.pid)
         assert {"mqtt-rx", "ingest-0", "ingest-0-commit", "tsdb-writer"} <= thread_names(workers[0].pid)
+        # `villagehub serve` settled its garbage collector once it served (hub.gcpolicy)
+        status, text = http("GET", hub.url + "/metrics", token=None)
+        frozen = [line for line in text.decode().splitlines() if line.startswith("vh_gc_frozen_objects ")]
+        assert status == 200 and len(frozen) == 1 and float(frozen[0].split()[1]) > 10_000
 
         dev.publish("vhub/v1/dev/cam-lazy/snapshot", encode(render_scene(seed=1, width=1280, height=720)), qos=1)
         wait_for(lambda: http("GET", hub.url + "/api/v1/devices/cam-lazy/thumbnail")[0] == 200, 30,
