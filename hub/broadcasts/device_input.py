@@ -57,6 +57,10 @@ class DeviceInput:
 
     def on_speaker_heartbeat(self, device_id: str, state: str | None, playing: str | None,
                              ts: float) -> None:
+        if not playing:
+            rt = self.dispatch.speakers.get(device_id)
+            if rt is None or rt.current is None:
+                return  # nothing of ours on it: changes nothing (every speaker heartbeat comes here)
         with self.lock:
             self.dispatch.on_heartbeat(device_id, state, playing, ts)
             self.recorder.flush_soon()

@@ -463,3 +463,11 @@ def test_a_play_held_when_the_hub_died_is_sent_again_with_the_same_id_after_the_
     assert [p["id"] for p in rig.plays("s3")] == [first, first]  # the speaker acts once per id
     rig.ack("s3", first, "received", "done")
     assert rig.states(bid) == {"s3": "done"}
+
+
+def test_idle_heartbeats_of_speakers_without_a_broadcast_leave_no_state_behind(rig: Rig) -> None:
+    for i in range(100):
+        rig.svc.on_speaker_heartbeat(f"spk-{i}", "idle", None, NOON)
+    assert rig.svc.dispatch.speakers == {}
+    rig.svc.on_speaker_heartbeat("s1", "playing", "not-ours", NOON)  # a play the hub did not send
+    assert rig.svc.dispatch.open == {}
