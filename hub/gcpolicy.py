@@ -14,7 +14,8 @@ per heartbeat. Nearly all of it is refcounting's garbage anyway: the hub makes f
   * counts young objects to 50,000 instead of 700 (the middle generation to 20): objects that
     live for a heartbeat interval die before they are promoted, and no full collection runs
     under a steady load;
-  * collects the young generation every second (YOUNG_EVERY_S) all the same, from a thread of its own.
+  * collects the young generation every second (YOUNG_EVERY_S) all the same, from a thread
+    of its own (`gc-young`).
     The threshold counts allocations *minus* deallocations, which a steady load keeps near
     zero, so without it young collections all but stop and the few cycles the hub does make
     wait: httpx makes one per request, which holds the request's body, so every InfluxDB
@@ -28,6 +29,7 @@ from __future__ import annotations
 
 import gc
 import threading
+import time
 
 YOUNG_THRESHOLD = 50_000
 MIDDLE_THRESHOLD = 20
@@ -52,8 +54,8 @@ def settle() -> None:
 
 
 def _collect_young() -> None:
-    stop = threading.Event()  # never set: the thread ends with the process
-    while not stop.wait(YOUNG_EVERY_S):
+    while True:  # a daemon thread: it ends with the process
+        time.sleep(YOUNG_EVERY_S)
         gc.collect(0)
 
 

@@ -136,10 +136,6 @@ class Recorder:
         self._last = clock.monotonic()
         self._held: dict[str, Change] = {}  # command id → its `sent` step, not recorded yet
 
-    @property
-    def held(self) -> int:
-        return len(self._held)
-
     def flush(self) -> None:
         """Everything, the held `sent` steps included."""
         self._last = self.clock.monotonic()
