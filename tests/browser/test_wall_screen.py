@@ -229,6 +229,36 @@ def test_operator_enlarges_a_camera_and_gets_a_fresh_snapshot_on_request(page: A
     assert page.is_hidden("#cam-modal")
 
 
+def test_the_enlarged_camera_keeps_its_buttons_clear_when_its_details_arrive_after_its_chart(
+        page: Any, hub: RunningHub) -> None:
+    """The device's details and its 24 h chart load in parallel; whichever comes last, the chart
+    fits its cell and never lies over 立即抓拍 / 转为整改问题 (a CI run once could not click them)."""
+    cam = first_camera_of_a_village(hub)
+    open_wall(page, hub, token=hub.operator_token)
+    page.select_option("#cam-village", cam["village"])
+    page.click(f'#camera-grid .tile[data-device="{cam["id"]}"]')
+    page.wait_for_selector("#cam-modal-chart canvas")
+    # the details answer after the chart is drawn, with more heartbeat fields than before
+    page.evaluate("""() => {
+        const info = document.querySelector('#cam-modal-info');
+        for (let i = 0; i < 8; i++) info.insertAdjacentHTML('beforeend', `<dt>field ${i}</dt><dd>${i}</dd>`);
+    }""")
+    clear = """() => {
+        const chart = document.querySelector('#cam-modal-chart').getBoundingClientRect();
+        const canvas = document.querySelector('#cam-modal-chart canvas').getBoundingClientRect();
+        if (canvas.bottom > chart.bottom + 1) return false;
+        return ['#cam-modal-snap', '#cam-modal-problem'].every(sel => {
+            const b = document.querySelector(sel).getBoundingClientRect();
+            const hit = document.elementFromPoint(b.left + b.width / 2, b.top + b.height / 2);
+            return hit && hit.closest(sel) !== null;
+        });
+    }"""
+    page.wait_for_function(clear, timeout=3000)
+    page.click("#cam-modal-snap", timeout=3000)
+    page.wait_for_selector("#toast:not(.hidden)")
+    assert page.inner_text("#toast") == "已请求抓拍"
+
+
 def test_a_burst_of_500_presence_changes_renders_each_panel_once(page: Any, hub: RunningHub) -> None:
     open_wall(page, hub)
     assert page.evaluate("() => window.__vh.state.devices.size") == 500

@@ -1,6 +1,7 @@
 // The enlarged camera: latest snapshot, a strip of recent ones, heartbeat values, a 24 h chart of
 // image metrics, and (operators) a snapshot request whose answer replaces the picture.
 import { api, fetchImage } from "../api.js";
+import { fittedChart } from "../echart.js";
 import { esc, fmtDateTime, fmtHM } from "../fmt.js";
 import { ago, t } from "../i18n.js";
 import { snapTimes, state, villageName } from "../state.js";
@@ -48,7 +49,7 @@ export async function openCamera(id) {
   const fields = ["brightness", "sharpness", "fps"];
   const results = await Promise.all(fields.map((f) => api(`/devices/${encodeURIComponent(id)}/series?field=${f}&start=${start}&end=${end}&every=600`).catch(() => null)));
   if (modalDevice !== id || !window.echarts) return;
-  modalChart ||= window.echarts.init(document.getElementById("cam-modal-chart"));
+  modalChart ||= fittedChart(document.getElementById("cam-modal-chart")); // the details beside it may grow after it is drawn
   const axisStyle = { axisLabel: { color: "#8fb0d6" }, splitLine: { lineStyle: { color: "#1b3a66" } } };
   modalChart.setOption({
     animation: false, backgroundColor: "transparent", tooltip: { trigger: "axis" },

@@ -1,4 +1,5 @@
 // 24 h charts from /api/v1/stats/history: online rate per kind, heartbeat loss.
+import { fittedChart } from "../echart.js";
 import { fmtHM } from "../fmt.js";
 import { t } from "../i18n.js";
 import { register, state } from "../state.js";
@@ -55,8 +56,7 @@ function render() {
 
 export function initCharts() {
   if (!window.echarts) return;
-  online = window.echarts.init(document.getElementById("chart-online"));
-  loss = window.echarts.init(document.getElementById("chart-loss"));
-  window.addEventListener("resize", () => { online.resize(); loss.resize(); });
+  online = fittedChart(document.getElementById("chart-online"));
+  loss = fittedChart(document.getElementById("chart-loss"));
   register("charts", render);
 }

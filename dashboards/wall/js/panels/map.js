@@ -1,5 +1,6 @@
 // Township map: villages placed by coordinates, coloured by health. No tiles: a scatter on
 // plain axes, or on the township boundary (GeoJSON) when the hub serves /wall/boundary.geojson.
+import { fittedChart } from "../echart.js";
 import { escapeHtml } from "../fmt.js";
 import { t } from "../i18n.js";
 import { countDevices, markDirty, openAlerts, openAlertsByVillage, register, state } from "../state.js";
@@ -126,9 +127,8 @@ function render() {
 export async function initMap() {
   if (!window.echarts) return;
   await loadBoundary();
-  chart = window.echarts.init(document.getElementById("map"), null, { renderer: "canvas" });
+  chart = fittedChart(document.getElementById("map"), null, { renderer: "canvas" });
   chart.on("click", (p) => { if (p.data?.id) clickHandler(p.data.id, picking, Boolean(p.data.lamp)); });
-  window.addEventListener("resize", () => chart.resize());
   register("map", render);
   markDirty("map"); // data may have arrived while the boundary loaded
 }
