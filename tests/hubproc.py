@@ -13,6 +13,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -24,9 +25,14 @@ ADMIN_TOKEN = "test-admin-token-0123456789abcdef0123"  # VH_BOOTSTRAP_TOKEN: >= 
 
 
 def hub_settings(tmp: Path, mqtt_url: str, influx_url: str | None, **extra: Any) -> Settings:
+    """A hub of its own: its own data directory, HTTP port and MQTT client id.
+
+    The client id must never repeat within a run: every hub leaves a persistent session on the
+    shared broker (session expiry 7 days), which queues the heartbeats of every later test; a hub
+    that reused an id would resume that session and store another test's heartbeats."""
     return load_settings(
         mqtt_url=mqtt_url, influx_url=influx_url, data_dir=tmp / "hubdata", http_port=free_port(),
-        bootstrap_token=ADMIN_TOKEN, mqtt_client_id=f"villagehub-test-{free_port()}",
+        bootstrap_token=ADMIN_TOKEN, mqtt_client_id=f"villagehub-test-{uuid.uuid4().hex[:16]}",
         write_flush_s=0.05, **extra,
     )
 
