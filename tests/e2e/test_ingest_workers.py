@@ -31,7 +31,7 @@ def test_worker_processes_store_every_heartbeat_and_feed_presence(
                             json.dumps({"kind": "camera", "seq": seq, "ts": time.time(), "fps": seq}), qos=1)
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
-            rows = influxdb.rows("SELECT count(seq) FROM heartbeat", db)
+            rows = influxdb.rows("SELECT count(seq) FROM heartbeat WHERE \"device\" =~ /^cam-w[0-3]$/", db)
             if rows and rows[0]["count"] == 200:
                 break
             time.sleep(0.1)
