@@ -48,6 +48,7 @@ class BroadcastLink:
         self._inbox: deque[tuple[str, str, bytes, float] | threading.Event | None] = deque()
         self._wake = threading.Event()
         self._connected = threading.Event()
+        self._subscribed = threading.Event()  # paho: the SUBACK of status and ack
         self._worker: threading.Thread | None = None
         self.v5 = protocol == 5
         self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id,
@@ -58,6 +59,7 @@ class BroadcastLink:
             self.client.username_pw_set(parts.username, parts.password)
         self.client.on_connect = self._on_connect
         self.client.on_message = self._on_message
+        self.client.on_subscribe = lambda *_a: self._subscribed.set()
         self.rx: MqttReceiver | None = None
         if receiver == "lean":
             self.rx = MqttReceiver(
@@ -91,6 +93,9 @@ class BroadcastLink:
         self.client.loop_start()
         if not self._connected.wait(timeout):
             raise TimeoutError(f"no MQTT connection to {self.host}:{self.port}")
+        # A status or ack published before the broker has the subscription is not delivered.
+        if self.rx is None and not self._subscribed.wait(timeout):
+            raise TimeoutError(f"no SUBACK from {self.host}:{self.port}")
         if self.rx is not None:
             self.rx.start()
             if not self.rx.subscribed.wait(timeout):

@@ -57,7 +57,7 @@ def test_status_and_acks_reach_the_service_in_order(mosquitto: MosquittoServer, 
         dev.publish(f"vhub/v1/dev/{spk}/status", b"online", qos=1)
         for i in range(n):
             dev.publish(f"vhub/v1/dev/{spk}/ack", f'{{"id": "{i}", "state": "received"}}'.encode(), qos=1)
-        assert tap.done.wait(15), f"{len(tap.seen)} of {n + 1} handed to the service"
+        assert tap.done.wait(15), f"{len(tap.seen)} of {n + 1} handed to the service, first {tap.seen[:1]}"
         assert tap.seen[0] == (spk, "status", b"online") and link.is_online(spk)
         assert [p for _, _, p in tap.seen[1:]] == [f'{{"id": "{i}", "state": "received"}}'.encode() for i in range(n)]
     finally:
