@@ -207,8 +207,10 @@ class SimDevice:
         self.stats.connects += 1
         self._backoff = RECONNECT_MIN_S
         self.connected.set()
-        self.publish(self.topics.status, payloads.ONLINE, qos=1, retain=True)
+        # Subscribe before saying `online`: the hub may send a pending command as soon as it hears
+        # it, and the broker, taking this connection's packets in order, then has the subscription.
         client.subscribe([(self.topics.cmd, 1), (self.topics.hub_status, 1)])
+        self.publish(self.topics.status, payloads.ONLINE, qos=1, retain=True)
         pending, self._outbox = self._outbox, []
         for topic, payload, qos in pending:
             self.publish(topic, payload, qos)
