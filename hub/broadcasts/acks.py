@@ -9,6 +9,7 @@ from typing import Any, Final
 
 import msgspec
 
+from hub.jsondepth import depth_error, too_deep
 from hub.messages import Rejection
 
 ACK_MAX_BYTES: Final = 16 * 1024
@@ -51,6 +52,8 @@ def parse_ack(payload: bytes, device_id: str) -> Ack | Rejection:
     """
     if len(payload) > ACK_MAX_BYTES:
         return _reject("too_large", device_id, f"{len(payload)} bytes")
+    if too_deep(payload):  # before any decoder recurses into it (hub.jsondepth)
+        return _reject("not_json", device_id, depth_error())
     try:
         obj = _load(payload)
     except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):

@@ -7,6 +7,8 @@ import math
 from dataclasses import dataclass
 from typing import Final
 
+from hub.jsondepth import depth_error, too_deep
+
 MAX_EVENT_BYTES: Final = 16 * 1024
 KNOWN_TYPES: Final = frozenset({"motion", "tamper", "fault", "button", "power_loss", "power_restored"})
 _TYPE_MAX = 64
@@ -41,6 +43,8 @@ def parse_event(
 ) -> DeviceEvent | EventRejected:
     if len(payload) > MAX_EVENT_BYTES:
         return EventRejected(device_id, "too_large", f"{len(payload)} bytes")
+    if too_deep(payload):  # before `json` recurses into it (hub.jsondepth)
+        return EventRejected(device_id, "not_json", depth_error())
     try:
         doc = json.loads(payload, parse_constant=_no_constants)
     except (ValueError, RecursionError) as exc:

@@ -22,6 +22,8 @@ from typing import Annotated, Any, Final, Literal
 
 import msgspec
 
+from hub.jsondepth import depth_error, too_deep
+
 MAX_HEARTBEAT_BYTES: Final = 16 * 1024
 
 
@@ -280,6 +282,8 @@ def parse_heartbeat(
     if len(payload) > MAX_HEARTBEAT_BYTES:
         return HeartbeatRejected(device_id, "too_large", f"{len(payload)} bytes > {MAX_HEARTBEAT_BYTES}")
     try:
+        # Typed: refuses a wrong type at its first byte and skips unknown fields without building
+        # anything, so no depth check is needed here (hub.jsondepth): the slow path has it.
         typed = _decode_typed(payload)
     except (msgspec.DecodeError, msgspec.ValidationError, RecursionError):
         return _parse_slow(device_id, payload, received_at, skew_limit_s)
@@ -295,6 +299,8 @@ def _parse_slow(
     device_id: str, payload: bytes, received_at: float, skew_limit_s: float
 ) -> Heartbeat | HeartbeatRejected:
     """Field by field, with the reason of every rejection (and every whole-payload reason)."""
+    if too_deep(payload):  # before `_load` recurses into it, building lists (hub.jsondepth)
+        return HeartbeatRejected(device_id, "not_json", depth_error())
     try:
         doc = _load(payload)
     except (ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError
