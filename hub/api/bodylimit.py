@@ -5,9 +5,13 @@ Every body is capped at `MAX_BODY_BYTES` (JSON) unless its route is one of
 never as a string prefix. Those routes take tens of megabytes, so
 the caller's bearer token and role are checked *before* a byte of the body is read:
 an anonymous or under-privileged client gets 401/403 (429 past the failure limit)
-without making the hub receive its upload. Bodies are never collected here: the
-bytes are counted as the app reads them, and the read that passes the limit fails
-with 413 (a declared Content-Length over the limit is refused at once).
+without making the hub receive its upload. The bytes are counted as the app reads
+them, and the read that passes the limit fails with 413 (a declared Content-Length over
+the limit is refused at once). Uploads are never collected here; a JSON body (at most
+`MAX_BODY_BYTES`, which the app collects anyway) is held until its last chunk, and one nested
+deeper than `hub.jsondepth.MAX_DEPTH` fails that read with 400 before the app decodes it: the
+decoder would recurse to the interpreter's limit (see hub/jsondepth.py), and it runs before
+any dependency, authentication included.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from hub.api.deps import AuthFailure, bearer_token, check_token
+from hub.jsondepth import depth_error, too_deep
 from hub.roles import Role
 from hub.services import Services
 
@@ -59,6 +64,14 @@ def body_limit(path: str) -> int:
     return large[0] if large else MAX_BODY_BYTES
 
 
+def decodes_as_json(content_type: str | None) -> bool:
+    """Whether FastAPI decodes a body of this Content-Type as JSON (none given counts)."""
+    if not content_type:
+        return True
+    media = content_type.split(";", 1)[0].strip().lower()
+    return media == "application/json" or (media.startswith("application/") and media.endswith("+json"))
+
+
 def _too_large(limit: int) -> JSONResponse:
     return JSONResponse({"detail": f"request body over {limit} bytes"}, status_code=413)
 
@@ -91,7 +104,8 @@ class BodyLimit:
             if refusal is not None:
                 await refusal(scope, receive, send)
                 return
-        length = Headers(scope=scope).get("content-length")
+        headers = Headers(scope=scope)
+        length = headers.get("content-length")
         if length is not None:
             try:
                 declared = int(length)
@@ -104,16 +118,26 @@ class BodyLimit:
 
         received = 0
         started = False
+        json_chunks: list[bytes] | None = (
+            [] if large is None and decodes_as_json(headers.get("content-type")) else None)
 
         async def counted() -> Message:
             nonlocal received
             message = await receive()
             if message["type"] == "http.request":
-                received += len(message.get("body", b""))
+                chunk = message.get("body", b"")
+                received += len(chunk)
                 if received > limit:
                     # FastAPI re-raises an HTTPException met while reading the body; the app's
                     # exception middleware turns it into the answer.
                     raise HTTPException(413, f"request body over {limit} bytes")
+                if json_chunks is not None:
+                    json_chunks.append(chunk)
+                    if not message.get("more_body", False):
+                        body = json_chunks[0] if len(json_chunks) == 1 else b"".join(json_chunks)
+                        json_chunks.clear()
+                        if too_deep(body):
+                            raise HTTPException(400, f"JSON body {depth_error()}")
             return message
 
         async def watched_send(message: Message) -> None:

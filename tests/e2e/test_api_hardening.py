@@ -162,6 +162,24 @@ def test_a_chunked_body_over_the_json_limit_is_413_as_soon_as_it_passes_the_limi
     assert pulled <= 17  # 1 MiB in 64 KiB chunks, and the one that passed it
 
 
+@pytest.mark.parametrize("role", [None, "operator"])
+def test_a_json_body_nested_too_deep_is_400_before_the_app_decodes_it(api: Api, role: str | None) -> None:
+    """FastAPI decodes a JSON body before any dependency (authentication included) runs; a body
+    nested thousands deep would take `json` to the interpreter's recursion limit (hub/jsondepth.py)."""
+    headers = {**(api.as_(role) if role else {}), "Content-Type": "application/json"}
+    deep = b'{"title": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"
+    r = api.client.post(f"{API}/broadcasts", content=deep, headers=headers)
+    assert (r.status_code, r.json()["detail"]) == (400, "JSON body nested deeper than 128 levels")
+    # in chunks, with the brackets split across them
+    status, _ = _asgi_post(api.app, f"{API}/broadcasts", (deep[i:i + 65536] for i in range(0, len(deep), 65536)),
+                           api.as_(role) if role else {})
+    assert status == 400
+    # as deep as allowed: decoded, then judged by the route as usual
+    allowed = b'{"title": ' + b"[" * 127 + b"]" * 127 + b"}"
+    r = api.client.post(f"{API}/broadcasts", content=allowed, headers=headers)
+    assert r.status_code == (401 if role is None else 422), r.text
+
+
 def test_hub_side_tts_gets_the_json_limit_not_the_upload_limit(api: Api) -> None:
     body = json.dumps({"text": "x" * (2 * 1024 * 1024), "lang": "zh"}).encode()
     r = api.client.post(f"{API}/media/tts", content=body,
