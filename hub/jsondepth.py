@@ -36,8 +36,8 @@ PEELS: Final = 8  # after 8 peels at most one run in 9 bytes is left for the Pyt
 
 def too_deep(payload: bytes, limit: int = MAX_DEPTH) -> bool:
     """Whether `payload` nests arrays and objects more than `limit` levels deep (brackets in
-    strings do not count). Brackets that do not pair up count as too deep as well: no decoder
-    should recurse through them to find out that the document is not JSON."""
+    strings do not count). Exact for JSON; an opening bracket never closed counts as a level, so
+    no decoder recurses through a run of them to find out that the document is not JSON."""
     if len(payload) <= limit or payload.count(b"[") + payload.count(b"{") <= limit:
         return False  # the hot path: fewer bytes, or opening brackets, than levels allowed
     text = _STRING.sub(b"", payload) if b'"' in payload else payload
@@ -61,6 +61,7 @@ def too_deep(payload: bytes, limit: int = MAX_DEPTH) -> bool:
         else:
             level -= len(run)
     return PEELS + deepest > limit
+
 
 def depth_error(limit: int = MAX_DEPTH) -> str:
     """The rejection detail for a document `too_deep` refused."""
